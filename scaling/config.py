@@ -1,0 +1,302 @@
+"""Structured configs for every group, registered in Hydra's ConfigStore, and their validation.
+
+The YAML files in conf/ hold only values; the types, defaults and checks live
+here. ``OmegaConf.to_object`` builds these dataclasses, so every check in a
+``__post_init__`` runs on every composed point before anything trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+def _positive(obj, *names, allow_zero=False):
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        if value < 0 or (value == 0 and not allow_zero):
+            bound = "≥ 0" if allow_zero else "> 0"
+            raise ValueError(f"{obj._group}.{name} must be {bound}, got {value}")
+
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass
+class ModelConfig:
+    family: str = MISSING  # registry key in scaling.models
+    size: Any = None  # one knob: an integer (the family's rule) or a named size; sets the size fields
+    _group = "model"
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    family: str = "mlp"
+    width: int = 64  # hidden units per layer
+    depth: int = 2  # hidden layers
+    activation: str = "gelu"  # relu | gelu | tanh | silu
+
+    def __post_init__(self):
+        _positive(self, "width", "depth")
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    family: str = "cnn"
+    channels: int = 16  # filters per conv layer
+    depth: int = 2  # conv layers
+    kernel: int = 5  # kernel size (odd keeps the length)
+
+    def __post_init__(self):
+        _positive(self, "channels", "depth", "kernel")
+
+
+@dataclass
+class RNNConfig(ModelConfig):
+    family: str = "rnn"
+    cell: str = "lstm"  # lstm | gru
+    hidden: int = 64  # units per layer
+    layers: int = 1  # stacked layers
+
+    def __post_init__(self):
+        _positive(self, "hidden", "layers")
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"model.cell must be lstm or gru, got '{self.cell}'")
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    family: str = "transformer"
+    d_model: int = 64  # residual width
+    n_layer: int = 2  # blocks
+    n_head: int = 4  # attention heads; must divide d_model
+    context: int | None = None  # position table size; default: the data's sequence length
+    aspect: int = 32  # model.size=k gives d_model = aspect·k ...
+    head_dim: int = 16  # ... and n_head = d_model / head_dim
+
+    def __post_init__(self):
+        _positive(self, "d_model", "n_layer", "n_head", "context", "aspect", "head_dim")
+        if self.d_model % self.n_head:
+            raise ValueError(
+                f"model.n_head={self.n_head} must divide model.d_model={self.d_model}"
+            )
+
+
+@dataclass
+class LinearConfig(ModelConfig):
+    family: str = "linear"
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # registry key in scaling.data
+    train_size: int | None = None  # unique training examples (tokens for text); None: all
+    val_size: int = 2000  # validation examples (windows for text)
+    seed: int = 0  # seed of the generated data (not of training)
+    _group = "data"
+
+    def __post_init__(self):
+        _positive(self, "train_size", "val_size")
+
+
+@dataclass
+class MNIST1DConfig(DataConfig):
+    name: str = "mnist1d"
+    train_size: int | None = 20000
+    val_size: int = 4000
+    val_seed: int = 1_000_003  # the validation set is generated apart and stays fixed
+
+
+@dataclass
+class DigitsConfig(DataConfig):
+    name: str = "digits"
+    val_fraction: float = 0.25
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class TeacherConfig(DataConfig):
+    name: str = "teacher"
+    train_size: int | None = 10000
+    in_dim: int = 16
+    out_dim: int = 1
+    teacher_width: int = 64
+    teacher_depth: int = 2
+    noise: float = 0.05  # std of the Gaussian noise on targets
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self, "train_size", "in_dim", "out_dim", "teacher_width", "teacher_depth")
+        _positive(self, "noise", allow_zero=True)
+        if self.train_size is None:
+            raise ValueError("data.train_size must be set for data=teacher")
+
+
+@dataclass
+class TextConfig(DataConfig):
+    name: str = "text"
+    path: str | None = None  # a file or folder; None: the Python standard library's source
+    glob: str = "**/*"  # files to read in a folder
+    max_bytes: int = 4_000_000  # cap on the corpus
+    seq_len: int = 64  # tokens (bytes) per training sequence
+    val_fraction: float = 0.05  # tail of the corpus held out
+    val_size: int = 256  # validation windows
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self, "max_bytes", "seq_len")
+        if self.path is not None:
+            from pathlib import Path
+
+            if not Path(self.path).expanduser().exists():
+                raise ValueError(f"data.path does not exist: {self.path}")
+
+
+@dataclass
+class TokensConfig(DataConfig):
+    name: str = "tokens"
+    path: str = MISSING  # folder with train.bin and val.bin (uint16, nanoGPT format)
+    vocab_size: int = 50304
+    seq_len: int = 256
+    val_size: int = 256
+    bytes_per_token: float | None = None  # set it to get bits per byte
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self, "vocab_size", "seq_len")
+        from pathlib import Path
+
+        for split in ("train.bin", "val.bin"):
+            if not (Path(self.path).expanduser() / split).is_file():
+                raise ValueError(f"data.path has no {split}: {self.path}")
+
+
+@dataclass
+class TorchvisionConfig(DataConfig):
+    name: str = "torchvision"
+    dataset: str = "mnist"  # mnist | cifar10
+    root: str = "~/.cache/scaling/torchvision"
+    download: bool = True
+    val_size: int = 10000
+
+
+# ---------------------------------------------------------------- optim, trainer, logger
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw | sgd
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    momentum: float = 0.9  # sgd only
+    warmup: float = 0.05  # fraction of steps with linear warmup
+    schedule: str = "cosine"  # cosine | constant
+    min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
+    grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    _group = "optim"
+
+    def __post_init__(self):
+        if self.name not in ("adamw", "sgd"):
+            raise ValueError(f"optim.name must be adamw or sgd, got '{self.name}'")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"optim.schedule must be cosine or constant, got '{self.schedule}'")
+        _positive(self, "lr")
+        _positive(self, "weight_decay", "grad_clip", "min_lr_ratio", allow_zero=True)
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"optim.warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+
+
+BUDGETS = ("steps", "epochs", "tokens_per_param", "flops")
+
+
+@dataclass
+class TrainerConfig:
+    budget: str = "steps"  # which of the four fields below sets the training length
+    steps: int | None = 500
+    epochs: float | None = None  # passes over data.train_size
+    tokens_per_param: float | None = None  # D = r·N examples (tokens for LM), e.g. 20
+    target_flops: float | None = None  # train until this many measured FLOPs
+    batch_size: int = 128
+    eval_interval: int = 100  # steps between validation passes (and history rows)
+    early_stop_patience: int | None = None  # stop after this many evals without improvement
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads; None leaves torch's default
+    _group = "trainer"
+
+    def __post_init__(self):
+        if self.budget not in BUDGETS:
+            raise ValueError(f"trainer.budget must be one of {', '.join(BUDGETS)}, got '{self.budget}'")
+        needed = {"steps": "steps", "epochs": "epochs", "tokens_per_param": "tokens_per_param", "flops": "target_flops"}
+        if getattr(self, needed[self.budget]) is None:
+            raise ValueError(f"trainer.budget={self.budget} needs trainer.{needed[self.budget]}")
+        _positive(self, "steps", "epochs", "tokens_per_param", "target_flops", "batch_size", "eval_interval", "early_stop_patience", "threads")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"trainer.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"  # history.csv is always written
+
+
+# ---------------------------------------------------------------- top level and sweeper
+
+
+@dataclass
+class Config:
+    model: Any = MISSING
+    data: Any = MISSING
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    sweep: str = "run"  # the study's name (a preset's name)
+    out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
+
+
+@dataclass
+class GridSweeperConfig:
+    """Hydra sweeper that launches the points of grid.json (see scaling.sweep)."""
+
+    _target_: str = "scaling.sweep.GridSweeper"
+    params: dict[str, str] | None = None  # the grid: key -> comma list or range(), as in Hydra's basic sweeper
+    points: list[dict[str, Any]] | None = None  # explicit points (paired settings), each a dict of overrides
+    grid_file: str | None = None  # set by `scale sweep`
+
+
+GROUPS = {
+    "model": {"mlp": MLPConfig, "cnn": CNNConfig, "rnn": RNNConfig, "transformer": TransformerConfig, "linear": LinearConfig},
+    "data": {"mnist1d": MNIST1DConfig, "digits": DigitsConfig, "teacher": TeacherConfig, "text": TextConfig, "tokens": TokensConfig, "torchvision": TorchvisionConfig},
+    "optim": {"adamw": OptimConfig, "sgd": OptimConfig},
+    "trainer": {"default": TrainerConfig},
+    "logger": {"csv": LoggerConfig},
+}
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (the YAML in conf/ extends ``<name>_schema``)."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, options in GROUPS.items():
+        for name, node in options.items():
+            cs.store(group=group, name=f"{name}_schema", node=node)
+    cs.store(group="hydra/sweeper", name="grid", node=GridSweeperConfig, provider="scaling")
+
+
+register()

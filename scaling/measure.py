@@ -1,0 +1,138 @@
+"""Parameter counts, FLOPs, memory, model bytes and MFU.
+
+FLOPs are floating-point operations, a multiply-add counting 2, for one
+training step (forward + backward), counted by ``torch.utils.flop_counter`` on
+the real batch. Where the counter sees nothing (inside ``nn.LSTM``; fused GRU
+kernels; scaled-dot-product attention on some devices) the model names the
+modules or ops to leave out and counts them analytically, so the measured
+number never depends on the device.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import psutil
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+# attention kernels are counted analytically by the model (see Transformer.uncounted_flops)
+_ATTENTION_OPS = {op: (lambda *args, **kwargs: 0) for op in flop_registry if "attention" in str(op)}
+
+
+def param_counts(model: nn.Module) -> dict:
+    """Trainable parameters: ``total``, ``embedding`` (token and position tables), ``nonembedding``.
+
+    A head tied to the embedding is counted once, as embedding.
+    """
+    seen, total, embedding = set(), 0, 0
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if id(p) in seen or not p.requires_grad:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            if isinstance(module, nn.Embedding):
+                embedding += p.numel()
+    counts = {"total": total, "embedding": embedding, "nonembedding": total - embedding}
+    assert counts["embedding"] + counts["nonembedding"] == sum(
+        p.numel() for p in model.parameters() if p.requires_grad
+    )
+    return counts
+
+
+def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> dict:
+    """FLOPs of one training step (forward + backward) on batch ``(x, y)``.
+
+    Returns ``counter`` (what FlopCounterMode saw, attention kernels excluded),
+    ``analytic`` (what the model counts itself) and ``total``, the sum of the
+    counter's count outside the model's ``uncounted_modules`` and the analytic part.
+    """
+    with FlopCounterMode(display=False, custom_mapping=_ATTENTION_OPS) as counter:
+        loss_fn(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    skipped = sum(
+        sum(counts.get(f"{root}.{name}", {}).values()) for name in getattr(model, "uncounted_modules", ())
+    )
+    analytic = model.uncounted_flops(x) if hasattr(model, "uncounted_flops") else 0
+    measured = counter.get_total_flops()
+    return {"counter": measured, "analytic": analytic, "total": measured - skipped + analytic}
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Size of the saved state dict, in bytes."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+class PeakMemory:
+    """Peak memory of the block: allocated device memory on CUDA, the rise of process RSS on CPU.
+
+    RSS is sampled by a background thread (``ru_maxrss`` never falls, so it cannot
+    measure one point of many).
+    """
+
+    def __init__(self, device: torch.device, interval: float = 0.05):
+        self.device, self.interval = device, interval
+        self.peak = 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        self._proc = psutil.Process()
+        self._base = self._max = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._max = max(self._max, self._proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self._max = max(self._max, self._proc.memory_info().rss)
+            self.peak = self._max - self._base
+        return False
+
+
+# Dense peak FLOP/s (no sparsity) by device-name fragment: (bf16/fp16, fp32 without TF32).
+PEAK_FLOPS = {
+    "H200": (989e12, 67e12),
+    "H100 SXM": (989e12, 67e12),
+    "H100 PCIe": (756e12, 51e12),
+    "H100": (989e12, 67e12),
+    "A100": (312e12, 19.5e12),
+    "L40S": (362e12, 91.6e12),
+    "L4": (121e12, 30.3e12),
+    "A10G": (70e12, 31.2e12),
+    "RTX 4090": (165e12, 82.6e12),
+    "RTX 3090": (71e12, 35.6e12),
+    "V100": (125e12, 15.7e12),
+    "T4": (65e12, 8.1e12),
+}
+
+
+def peak_flops(device: torch.device, dtype: str) -> float | None:
+    """The device's dense peak FLOP/s for ``dtype``, or None where it is not known."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for fragment, (half, single) in PEAK_FLOPS.items():
+        if fragment in name:
+            return single if dtype == "fp32" else half
+    return None

@@ -1,0 +1,72 @@
+"""Model families behind one registry.
+
+Each family module defines ``build(cfg, spec) -> nn.Module``, ``SIZES`` (named
+sizes, ``debug`` among them), ``from_size(k, cfg) -> dict`` (the rule that turns
+one integer knob into the family's size fields) and ``KINDS`` (the data kinds it
+accepts). Adding a family is one module plus one line in ``FAMILIES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import cnn, linear, mlp, rnn, transformer
+
+FAMILIES = {
+    "mlp": mlp,
+    "cnn": cnn,
+    "rnn": rnn,
+    "transformer": transformer,
+    "linear": linear,
+}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about its data: shapes, never the data set itself.
+
+    kind: ``vector`` (features, shape (F,)), ``image`` (C, H, W) or ``tokens``
+    (integer sequences of length ``input_shape[0]`` for language modelling).
+    n_outputs: classes, regression targets or vocabulary size.
+    """
+
+    kind: str
+    task: str
+    input_shape: tuple
+    n_outputs: int
+
+
+def family(name: str):
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family '{name}'; choose from: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def size_fields(model_cfg) -> dict:
+    """The size fields that ``model.size`` sets for this family (empty when size is unset)."""
+    size = model_cfg.size
+    if size is None:
+        return {}
+    fam = family(model_cfg.family)
+    if isinstance(size, str) and not size.lstrip("-").isdigit():
+        if size not in fam.SIZES:
+            raise ValueError(
+                f"unknown size '{size}' for {model_cfg.family}; choose from: "
+                f"{', '.join(fam.SIZES)} or an integer"
+            )
+        return dict(fam.SIZES[size])
+    k = int(size)
+    if k <= 0:
+        raise ValueError(f"model.size must be a positive integer, got {k}")
+    return fam.from_size(k, model_cfg)
+
+
+def build_model(model_cfg, spec: DataSpec):
+    """Build the family's network for data of shape ``spec``; a mismatch is a ValueError."""
+    fam = family(model_cfg.family)
+    if spec.kind not in fam.KINDS:
+        raise ValueError(
+            f"model '{model_cfg.family}' cannot train on {spec.kind} data ({spec.task}); "
+            f"it takes: {', '.join(fam.KINDS)}"
+        )
+    return fam.build(model_cfg, spec)

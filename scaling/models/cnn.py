@@ -1,0 +1,47 @@
+"""Convolutional network: ``depth`` conv layers of ``channels`` filters, global pooling, a linear head.
+
+1-D convolutions for vector data (a feature vector is a one-channel sequence),
+2-D for images.
+"""
+
+from torch import nn
+
+KINDS = ("vector", "image")
+SIZES = {
+    "debug": {"channels": 4, "depth": 1},
+    "small": {"channels": 16, "depth": 2},
+    "medium": {"channels": 64, "depth": 3},
+    "large": {"channels": 256, "depth": 4},
+}
+
+
+def from_size(k, cfg):
+    """``size=k`` sets channels = 8·k at the configured depth."""
+    return {"channels": 8 * k}
+
+
+class CNN(nn.Module):
+    def __init__(self, cfg, spec):
+        super().__init__()
+        two_d = spec.kind == "image"
+        conv = nn.Conv2d if two_d else nn.Conv1d
+        in_ch = spec.input_shape[0] if two_d else 1
+        layers = []
+        for i in range(cfg.depth):
+            layers += [
+                conv(in_ch if i == 0 else cfg.channels, cfg.channels, cfg.kernel, padding=cfg.kernel // 2),
+                nn.ReLU(),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1) if two_d else nn.AdaptiveAvgPool1d(1)
+        self.head = nn.Linear(cfg.channels, spec.n_outputs)
+        self.two_d = two_d
+
+    def forward(self, x):
+        if not self.two_d:
+            x = x.unsqueeze(1)  # (B, F) -> (B, 1, F)
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+def build(cfg, spec):
+    return CNN(cfg, spec)

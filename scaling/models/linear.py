@@ -1,0 +1,17 @@
+"""Linear model: the baseline row of a study (no hidden size to scale)."""
+
+from torch import nn
+
+KINDS = ("vector", "image")
+SIZES = {"debug": {}}
+
+
+def from_size(k, cfg):
+    raise ValueError("the linear family has no size to set; drop model.size")
+
+
+def build(cfg, spec):
+    n_in = 1
+    for d in spec.input_shape:
+        n_in *= d
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, spec.n_outputs))

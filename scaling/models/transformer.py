@@ -1,0 +1,130 @@
+"""Transformer: a GPT-2-style decoder for language modelling, an encoder for classification.
+
+GPT-2 layout: learned positions, biases, pre-norm blocks, the output head tied to
+the token embedding, so GPT-2 small's shape (d_model=768, n_layer=12, n_head=12,
+vocab 50257, context 1024) has 124,439,808 parameters. For vector and image
+data each feature (or image row) is a token, attention is not causal, and the
+mean over positions feeds a linear head.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINDS = ("tokens", "vector", "image")
+SIZES = {
+    "debug": {"d_model": 16, "n_layer": 1, "n_head": 2},
+    "small": {"d_model": 64, "n_layer": 2, "n_head": 4},
+    "medium": {"d_model": 256, "n_layer": 4, "n_head": 8},
+    "gpt2": {"d_model": 768, "n_layer": 12, "n_head": 12},
+}
+
+
+def from_size(k, cfg):
+    """``size=k`` sets depth k and width ``aspect``·k, heads of ``head_dim`` (nanochat's ladder)."""
+    d_model = cfg.aspect * k
+    return {"n_layer": k, "d_model": d_model, "n_head": max(1, d_model // cfg.head_dim)}
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model, n_head, causal):
+        super().__init__()
+        self.c_attn = nn.Linear(d_model, 3 * d_model)
+        self.c_proj = nn.Linear(d_model, d_model)
+        self.n_head, self.causal = n_head, causal
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, d_model, n_head, causal):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_head, causal)
+        self.ln_2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg, spec):
+        super().__init__()
+        if cfg.d_model % cfg.n_head:
+            raise ValueError(
+                f"model.n_head={cfg.n_head} must divide model.d_model={cfg.d_model}"
+            )
+        self.lm = spec.kind == "tokens"
+        if self.lm:
+            seq_len = spec.input_shape[0]
+            self.wte = nn.Embedding(spec.n_outputs, cfg.d_model)
+        elif spec.kind == "image":
+            c, seq_len, w = spec.input_shape
+            self.wte = nn.Linear(c * w, cfg.d_model)
+        else:
+            seq_len = spec.input_shape[0]
+            self.wte = nn.Linear(1, cfg.d_model)
+        context = cfg.context or seq_len
+        if context < seq_len:
+            raise ValueError(
+                f"model.context={context} is shorter than the data's sequences ({seq_len})"
+            )
+        self.kind, self.d_model, self.n_layer = spec.kind, cfg.d_model, cfg.n_layer
+        self.wpe = nn.Embedding(context, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, self.lm) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, spec.n_outputs, bias=not self.lm)
+        if self.lm:
+            self.head.weight = self.wte.weight  # tied, as in GPT-2
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def _tokens(self, x):
+        if self.kind == "image":
+            return x.permute(0, 2, 1, 3).flatten(2)  # one token per image row
+        if self.kind == "vector":
+            return x.unsqueeze(-1)
+        return x
+
+    def forward(self, x):
+        x = self._tokens(x)
+        pos = torch.arange(x.shape[1], device=x.device)
+        h = self.wte(x) + self.wpe(pos)
+        for block in self.blocks:
+            h = block(h)
+        h = self.ln_f(h)
+        return self.head(h if self.lm else h.mean(dim=1))
+
+    uncounted_modules = ()
+
+    def uncounted_flops(self, x: torch.Tensor) -> int:
+        """Forward + backward FLOPs of QKᵀ and AV (the counter is told to skip attention).
+
+        4·B·T²·d forward per layer, at full cost even when causal, and twice that backward.
+        """
+        B, T = x.shape[0], (x.shape[2] if self.kind == "image" else x.shape[1])
+        return 3 * 4 * B * T * T * self.d_model * self.n_layer
+
+
+def build(cfg, spec):
+    return Transformer(cfg, spec)

@@ -1,0 +1,375 @@
+"""``train_point(cfg)``: train one point of a study and return its result row.
+
+One readable loop: seed → data → model → optimizer → ``lr_at(step)`` → loop →
+final eval. Data stays on the device, the loop never waits on the host between
+evals (losses are summed on the device and read at eval time), and every
+failure becomes a row with a status instead of an exception that loses the sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from . import measure
+from .data import fingerprint, load_data
+from .models import build_model
+from .results import atomic_write_text, point_id, point_identity, write_json
+
+HISTORY_COLUMNS = ("step", "train_loss", "val_loss", "val_accuracy", "lr", "examples", "tokens", "wall_s")
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(precision: str, device: torch.device) -> str:
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def lr_at(step: int, steps: int, optim) -> float:
+    """Linear warmup over ``optim.warmup``·steps, then cosine down to ``min_lr_ratio``·lr (or constant)."""
+    warmup = int(optim.warmup * steps)
+    if step < warmup:
+        return optim.lr * (step + 1) / warmup
+    if optim.schedule == "constant":
+        return optim.lr
+    progress = (step - warmup) / max(1, steps - warmup)
+    floor = optim.lr * optim.min_lr_ratio
+    return floor + (optim.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def loss_fn_for(task: str):
+    if task == "regression":
+        return F.mse_loss
+    # classification: (B, C) logits; language modelling: (B, T, V) logits
+    return lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def plan_steps(trainer, params: int, examples_per_step: int, train_size: int, flops_per_step: int) -> int:
+    """Training steps from the budget: steps, epochs over train_size, tokens per parameter, or FLOPs."""
+    if trainer.budget == "steps":
+        steps = trainer.steps
+    elif trainer.budget == "epochs":
+        steps = math.ceil(trainer.epochs * train_size / examples_per_step)
+    elif trainer.budget == "tokens_per_param":
+        steps = math.ceil(trainer.tokens_per_param * params / examples_per_step)
+    else:
+        steps = int(trainer.target_flops // flops_per_step)
+    if steps < 1:
+        raise ValueError(
+            f"trainer.budget={trainer.budget} gives {steps} steps for this model; raise the budget"
+        )
+    return steps
+
+
+class Batches:
+    """Random training batches drawn on the device: shuffled epochs, or windows of a token stream."""
+
+    def __init__(self, data, batch_size: int, device: torch.device, seed: int):
+        self.lm = data.spec.task == "lm"
+        self.x = data.x_train.to(device)
+        self.y = None if self.lm else data.y_train.to(device)
+        self.batch_size, self.seq_len = batch_size, data.spec.input_shape[0]
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.order, self.pos = None, 0
+
+    def __next__(self):
+        if self.lm:
+            starts = torch.randint(
+                len(self.x) - self.seq_len - 1, (self.batch_size,), device=self.x.device, generator=self.gen
+            )
+            idx = starts[:, None] + torch.arange(self.seq_len + 1, device=self.x.device)
+            window = self.x[idx]
+            return window[:, :-1], window[:, 1:]
+        n = len(self.x)
+        if self.order is None or self.pos + self.batch_size > n:
+            self.order = torch.randperm(n, device=self.x.device, generator=self.gen)
+            self.pos = 0
+        idx = self.order[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return self.x[idx], self.y[idx]
+
+
+@torch.no_grad()
+def evaluate(model, data, device, autocast, batch_size: int, final: bool = False) -> dict:
+    """Validation loss (nats) and accuracy; on the final pass also P/R/F1, R² and bits per byte."""
+    model.eval()
+    task = data.spec.task
+    total, correct, count, preds = 0.0, 0, 0, []
+    for i in range(0, len(data.x_val), batch_size):
+        x = data.x_val[i : i + batch_size].to(device, non_blocking=True)
+        y = data.y_val[i : i + batch_size].to(device, non_blocking=True)
+        with autocast():
+            out = model(x).float()
+        if task == "regression":
+            total += F.mse_loss(out, y, reduction="sum").item()
+            count += y.numel()
+            preds.append(out.cpu())
+            continue
+        logits = out.reshape(-1, out.shape[-1])
+        total += F.cross_entropy(logits, y.reshape(-1), reduction="sum").item()
+        pred = logits.argmax(-1)
+        correct += (pred == y.reshape(-1)).sum().item()
+        count += y.numel()
+        if final and task == "classification":
+            preds.append(pred.cpu())
+    model.train()
+    metrics = {"val_loss": total / count}
+    if task != "regression":
+        metrics["val_accuracy"] = correct / count
+    if final and task == "classification":
+        from sklearn.metrics import precision_recall_fscore_support
+
+        p, r, f1, _ = precision_recall_fscore_support(
+            data.y_val.numpy(), torch.cat(preds).numpy(), average="macro", zero_division=0
+        )
+        metrics.update(val_precision=float(p), val_recall=float(r), val_f1=float(f1))
+    if final and task == "regression":
+        from sklearn.metrics import r2_score
+
+        metrics["val_r2"] = float(r2_score(data.y_val.numpy(), torch.cat(preds).numpy()))
+    if final and task == "lm" and data.bytes_per_token:
+        metrics["val_bpb"] = metrics["val_loss"] / math.log(2) / data.bytes_per_token
+    return metrics
+
+
+def flat_config(cfg) -> dict:
+    """The point's settings as dotted columns (``model.width``, ``trainer.steps``, …)."""
+    out = {}
+
+    def walk(node, prefix):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            elif not isinstance(v, list):
+                out[f"{prefix}{k}"] = v
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    walk({k: container[k] for k in ("model", "data", "optim", "trainer")}, "")
+    return out
+
+
+def identify(cfg) -> str:
+    """The point's id: a hash of what changes its result (see ``results.point_identity``)."""
+    device = resolve_device(cfg.trainer.device)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    identity = point_identity(container, fingerprint(cfg.data), device.type, resolve_dtype(cfg.trainer.precision, device))
+    return point_id(identity)
+
+
+def train_point(cfg, point_dir: Path | None = None) -> dict:
+    """Train the point described by ``cfg`` and return its result row (see ``results.COLUMNS``).
+
+    Args:
+        cfg: a composed and validated config (``scaling.config``), ``model.size`` already applied.
+        point_dir: where to write config.yaml, history.csv (at every eval) and result.json;
+            None writes nothing.
+
+    Returns:
+        The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
+        Ctrl-C writes an ``interrupted`` row and is raised again.
+    """
+    row = {
+        "sweep": cfg.sweep,
+        "family": cfg.model.family,
+        "dataset": cfg.data.name,
+        "seed": cfg.trainer.seed,
+        "batch_size": cfg.trainer.batch_size,
+        "lr": cfg.optim.lr,
+        "world_size": 1,
+        "torch_version": torch.__version__,
+        "started_at": _now(),
+        "point_id": identify(cfg),
+        **flat_config(cfg),
+    }
+    history: list[dict] = []
+    if point_dir is not None:
+        point_dir = Path(point_dir)
+        atomic_write_text(point_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    try:
+        _train(cfg, row, history, point_dir)
+    except KeyboardInterrupt:
+        _finish(row, "interrupted", "interrupted by the user", history, point_dir)
+        raise
+    except torch.OutOfMemoryError as e:
+        _finish(row, "oom", e, history, point_dir)
+    except Diverged as e:
+        _finish(row, "diverged", e, history, point_dir)
+    except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
+        _finish(row, "failed", e, history, point_dir)
+    else:
+        _finish(row, "ok", None, history, point_dir)
+    return row
+
+
+def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
+    tr = cfg.trainer
+    if tr.threads:
+        torch.set_num_threads(tr.threads)
+    random.seed(tr.seed)
+    np.random.seed(tr.seed)
+    torch.manual_seed(tr.seed)
+    device = resolve_device(tr.device)
+    dtype = resolve_dtype(tr.precision, device)
+    row.update(device=str(device), dtype=dtype)
+
+    data = load_data(cfg.data)
+    spec = data.spec
+    lm = spec.task == "lm"
+    row.update(task=spec.task, train_size=data.train_size)
+    model = build_model(cfg.model, spec).to(device)
+    counts = measure.param_counts(model)
+    row.update(params=counts["total"], params_nonembedding=counts["nonembedding"])
+    row["model_bytes"] = measure.model_bytes(model)
+
+    loss_fn = loss_fn_for(spec.task)
+    batches = Batches(data, tr.batch_size, device, tr.seed)
+    x, y = next(batches)
+    flops = measure.training_flops(model, x, y, loss_fn)
+    flops_per_step = flops["total"]
+    batches = Batches(data, tr.batch_size, device, tr.seed)  # the counting batch is not a training batch
+    examples_per_step = tr.batch_size * (spec.input_shape[0] if lm else 1)
+    steps = plan_steps(tr, counts["total"], examples_per_step, data.train_size, flops_per_step)
+    row.update(flops_per_step=flops_per_step, flops_counter=flops["counter"], flops_analytic=flops["analytic"])
+    print(
+        f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
+        f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}",
+        flush=True,
+    )
+
+    fused = device.type == "cuda"
+    if cfg.optim.name == "adamw":
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+            weight_decay=cfg.optim.weight_decay, fused=fused or None,
+        )  # fmt: skip
+    else:
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+        )
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+
+    def autocast():
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype)
+
+    train_model = torch.compile(model) if tr.compile else model
+    eval_batch = max(tr.batch_size, 256)
+    loss_sum = torch.zeros((), device=device)
+    since_eval, best, stale, step = 0, math.inf, 0, 0
+    train_time, t0 = 0.0, time.perf_counter()
+    with measure.PeakMemory(device) as mem:
+        model.train()
+        for step in range(1, steps + 1):
+            lr = lr_at(step - 1, steps, cfg.optim)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y = next(batches)
+            with autocast():
+                loss = loss_fn(train_model(x), y)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            loss_sum += loss.detach().float()
+            since_eval += 1
+
+            if step % tr.eval_interval and step != steps:
+                continue
+            train_loss = (loss_sum / since_eval).item()  # note: the only host sync, once per eval
+            train_time += time.perf_counter() - t0
+            metrics = evaluate(model, data, device, autocast, eval_batch)
+            history.append({
+                "step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
+                "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
+                "examples": step * tr.batch_size, "tokens": step * examples_per_step if lm else None,
+                "wall_s": train_time,
+            })  # fmt: skip
+            _write_history(point_dir, history)
+            row["steps"] = step
+            if not (math.isfinite(train_loss) and math.isfinite(metrics["val_loss"])):
+                raise Diverged(f"loss is {train_loss} at step {step}")
+            if metrics["val_loss"] < best:
+                best, stale = metrics["val_loss"], 0
+            else:
+                stale += 1
+            if tr.early_stop_patience and stale >= tr.early_stop_patience:
+                print(f"[{cfg.sweep}] early stop at step {step}: no improvement in {stale} evals", flush=True)
+                break
+            loss_sum.zero_()
+            since_eval = 0
+            t0 = time.perf_counter()
+
+    final = evaluate(model, data, device, autocast, eval_batch, final=True)
+    d_examples = step * tr.batch_size
+    d = step * examples_per_step
+    row.update(final)
+    row.update(
+        steps=step,
+        train_loss=history[-1]["train_loss"],
+        best_val_loss=min(best, final["val_loss"]),
+        train_examples=d_examples,
+        train_tokens=d if lm else None,
+        flops_total=flops_per_step * step,
+        flops_6nd=6 * counts["nonembedding"] * d,
+        wall_time_s=train_time,
+        throughput=d / train_time if train_time > 0 else None,
+        peak_memory_bytes=mem.peak,
+    )
+    peak = measure.peak_flops(device, dtype)
+    row["mfu"] = flops_per_step * step / train_time / peak if peak and train_time > 0 else None
+    row.update(data.info)
+
+
+def _write_history(point_dir: Path | None, history: list) -> None:
+    if point_dir is None:
+        return
+    lines = [",".join(HISTORY_COLUMNS)]
+    for h in history:
+        lines.append(",".join("" if h[c] is None else repr(h[c]) if isinstance(h[c], float) else str(h[c]) for c in HISTORY_COLUMNS))
+    atomic_write_text(point_dir / "history.csv", "\n".join(lines) + "\n")
+
+
+def _finish(row: dict, status: str, error, history: list, point_dir: Path | None) -> None:
+    row["status"] = status
+    row["error"] = None if error is None else (error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+    if status != "ok":
+        row["failed_at_step"] = history[-1]["step"] if history else 0
+    if history and row.get("train_loss") is None:
+        row["train_loss"] = history[-1]["train_loss"]
+        row["val_loss"] = history[-1]["val_loss"]
+    row["finished_at"] = _now()
+    if point_dir is not None:
+        _write_history(point_dir, history)
+        write_json(point_dir / "result.json", row)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
