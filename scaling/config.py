@@ -256,7 +256,7 @@ class LoggerConfig:
     name: str = "csv"  # history.csv is always written
 
 
-# ---------------------------------------------------------------- top level and sweeper
+# ---------------------------------------------------------------- top level
 
 
 @dataclass
@@ -268,16 +268,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sweep: str = "run"  # the study's name (a preset's name)
     out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
-
-
-@dataclass
-class GridSweeperConfig:
-    """Hydra sweeper that launches the points of grid.json (see scaling.sweep)."""
-
-    _target_: str = "scaling.sweep.GridSweeper"
-    params: dict[str, str] | None = None  # the grid: key -> comma list or range(), as in Hydra's basic sweeper
-    points: list[dict[str, Any]] | None = None  # explicit points (paired settings), each a dict of overrides
-    grid_file: str | None = None  # set by `scale sweep`
+    points: list[dict[str, Any]] | None = None  # a preset's explicit points (paired settings), each a dict of overrides
 
 
 GROUPS = {
@@ -296,7 +287,6 @@ def register() -> None:
     for group, options in GROUPS.items():
         for name, node in options.items():
             cs.store(group=group, name=f"{name}_schema", node=node)
-    cs.store(group="hydra/sweeper", name="grid", node=GridSweeperConfig, provider="scaling")
 
 
 register()

@@ -1,0 +1,130 @@
+"""What the user sees: the sweep's progress display and rich tables of points and fits."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .results import read_result
+
+console = Console()
+err_console = Console(stderr=True)
+
+STATUS_STYLE = {"ok": "green", "diverged": "yellow", "oom": "magenta", "failed": "red", "interrupted": "yellow", "pending": "dim"}
+
+
+def _last_history(point_dir: Path) -> dict | None:
+    try:
+        with open(point_dir / "history.csv") as f:
+            rows = list(csv.DictReader(f))
+        return rows[-1] if rows else None
+    except OSError:
+        return None
+
+
+class SweepProgress:
+    """Points done / total, the running point and its loss, elapsed and ETA.
+
+    It watches the sweep folder from a background thread rather than hooking the
+    training code, so it works the same whichever launcher runs the points.
+    """
+
+    def __init__(self, out: Path, points: list[dict], interval: float = 0.5):
+        self.out, self.points, self.interval = out, points, interval
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("starting", total=len(points))
+        self.finished: set[str] = set()
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self.progress.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+        self.progress.stop()
+        return False
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self):
+        running = None
+        for p in self.points:
+            point_dir = self.out / "points" / p["point_id"]
+            row = read_result(point_dir) if p["point_id"] not in self.finished else None
+            if row is not None and row.get("finished_at", "") >= self.started_at:
+                self.finished.add(p["point_id"])
+                style = STATUS_STYLE.get(row["status"], "")
+                loss = row.get("val_loss")
+                loss_s = f"val_loss {loss:.4f}" if isinstance(loss, float) else ""
+                wall = row.get("wall_time_s")
+                wall_s = f"{wall:.1f}s" if isinstance(wall, float) else ""
+                console.print(f"[{style}]{row['status']:>11}[/] {p['label']:<32} N={p['params']:>11,}  {loss_s}  {wall_s}")
+            elif p["point_id"] not in self.finished and running is None:
+                last = _last_history(point_dir)
+                if last is not None:
+                    running = f"{p['label']}  step {last['step']}  val_loss {float(last['val_loss']):.4f}"
+        self.progress.update(self.task, completed=len(self.finished), description=running or "running")
+
+
+def points_table(df, title: str) -> Table:
+    table = Table(title=title)
+    cols = ["point_id", "status", "family", "params", "steps", "val_loss", "val_accuracy", "flops_total", "wall_time_s"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("point_id", "status", "family") else "right")
+    for _, r in df.sort_values("params", na_position="last").iterrows():
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            if v is None or (isinstance(v, float) and v != v):
+                cells.append("")
+            elif c == "status":
+                cells.append(f"[{STATUS_STYLE.get(v, '')}]{v}[/]")
+            elif c in ("params", "steps"):
+                cells.append(f"{int(v):,}")
+            elif c == "flops_total":
+                cells.append(f"{v:.3g}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.4f}" if c != "wall_time_s" else f"{v:.1f}")
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    return table
+
+
+def fit_table(fits: list, title: str = "fitted laws (95% bootstrap intervals)") -> Table:
+    table = Table(title=title)
+    for c in ("law", "x", "parameter", "value", "95% CI", "points", "converged"):
+        table.add_column(c)
+    for fit in fits:
+        first = True
+        for name, value in fit.params.items():
+            lo_hi = fit.ci.get(name)
+            ci = f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""
+            table.add_row(
+                fit.law if first else "", fit.x if first else "", name, f"{value:.4g}", ci,
+                str(fit.n_points) if first else "", ("yes" if fit.converged else f"[red]no: {fit.message}[/]") if first else "",
+            )  # fmt: skip
+            first = False
+    return table

@@ -1,0 +1,269 @@
+"""The Hydra side of a sweep: presets, composing and validating every point, launching.
+
+``scale sweep`` expands the grid itself (Hydra's basic-sweeper rules: comma
+lists, ``range()``, the preset's ``hydra.sweeper.params``, plus explicit
+``points``), composes and validates every point before anything trains, writes
+``grid.json``, and then hands the points still to run to the configured Hydra launcher
+(basic, joblib, submitit, ray), as Hydra's own multirun does after its
+sweeper has expanded a grid. Each job writes its own files; the end-of-sweep step reads them
+from disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from importlib.resources import files
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from . import config  # noqa: F401 - registers the schemas
+from .results import read_result, write_json
+
+CONFIG_NAME = "config"
+
+
+class BadInput(ValueError):
+    """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+def conf_dir() -> Path:
+    return Path(str(files("scaling.conf")))
+
+
+def packaged_sweeps() -> Path:
+    return Path(str(files("scaling.sweeps")))
+
+
+def preset_names() -> list[str]:
+    names = {p.stem for p in packaged_sweeps().glob("*.yaml")}
+    names |= {p.stem for p in Path("sweeps").glob("*.yaml")}
+    return sorted(names)
+
+
+def find_preset(name: str) -> Path:
+    """``./sweeps/NAME.yaml`` first, then the packaged presets."""
+    for root in (Path("sweeps"), packaged_sweeps()):
+        path = root / f"{name}.yaml"
+        if path.is_file():
+            return path.resolve()
+    raise BadInput(f"unknown sweep preset '{name}'; choose from: {', '.join(preset_names())}")
+
+
+def preset_overrides(preset: Path | None) -> list[str]:
+    """Overrides that load a preset file: its folder's parent on the search path, then ``+sweeps=NAME``."""
+    if preset is None:
+        return []
+    return [f"hydra.searchpath=[file://{preset.parent.parent}]", f"+sweeps={preset.stem}"]
+
+
+@contextlib.contextmanager
+def hydra_context():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir()), version_base=None):
+        yield GlobalHydra.instance().hydra
+
+
+def _valid_keys(cfg, key: str) -> list[str]:
+    node = cfg
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.get(part) if hasattr(node, "get") else None
+        if node is None:
+            return []
+    return list(node.keys()) if hasattr(node, "keys") else []
+
+
+def explain(error: Exception, overrides: list[str] = ()) -> str:
+    """One line for a Hydra or OmegaConf composition error."""
+    if isinstance(error, MissingConfigException):
+        group = (error.missing_cfg_file or "").split("/")[0] or "config"
+        wanted = (error.missing_cfg_file or "").split("/")[-1]
+        options = [o for o in (error.options or []) if not o.endswith("_schema")]
+        if group == "sweeps":
+            return f"unknown sweep preset '{wanted}'"
+        return f"unknown {group} '{wanted}'; choose from: {', '.join(options)}"
+    cause = error.__cause__ or error
+    text = str(error).splitlines()[0]
+    detail = str(cause).splitlines()[0] if cause is not error else ""
+    if "Could not override" in text or "not in struct" in detail or "Could not append" in text:
+        key = text.split("'")[1] if "'" in text else ""
+        with contextlib.suppress(Exception):
+            cfg = compose(CONFIG_NAME)
+            valid = _valid_keys(cfg, key)
+            if valid:
+                import difflib
+
+                near = difflib.get_close_matches(key.split(".")[-1], valid, n=1)
+                hint = f" (did you mean '{'.'.join(key.split('.')[:-1] + near)}'?)" if near else ""
+                return f"unknown key '{key}'{hint}; {key.rsplit('.', 1)[0] if '.' in key else 'the config'} has: {', '.join(valid)}"
+        return f"unknown key '{key}'"
+    if detail and detail != text:
+        return f"{text}: {detail}"
+    return text
+
+
+def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], list[str]]:
+    """The grid's points as lists of overrides, and the overrides that configure Hydra itself.
+
+    Must run inside ``hydra_context()``.
+    """
+    hydra_over = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
+    point_over = [o for o in overrides if o not in hydra_over]
+    try:
+        master = compose(CONFIG_NAME, overrides=preset_overrides(preset) + hydra_over, return_hydra_config=True)
+    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as e:
+        raise BadInput(explain(e)) from None
+    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(params + point_over)
+    except Exception as e:  # the parser's own error says what is wrong
+        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
+    grid = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+    explicit = OmegaConf.to_container(master.points) if master.get("points") else []
+    if explicit:
+        # explicit points (paired settings) combine with the command line, not with the grid
+        base = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(point_over), None)[0]
+        grid = [b + [f"{k}={v}" for k, v in p.items()] for p in explicit for b in base] + (grid if params else [])
+    return grid, hydra_over
+
+
+def compose_point(point: list[str], preset: Path | None = None, extra: list[str] = ()):
+    """Compose, apply ``model.size`` and validate one point; a bad point raises BadInput."""
+    try:
+        cfg = compose(CONFIG_NAME, overrides=preset_overrides(preset) + list(extra) + list(point))
+    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as e:
+        raise BadInput(explain(e, point)) from None
+    return prepare(cfg, point)
+
+
+def prepare(cfg, overrides: list[str] = ()):
+    """Apply ``model.size`` and run every check that needs no training; returns the final config."""
+    from .models import size_fields
+
+    try:
+        derived = size_fields(cfg.model)
+        given = {o.split("=")[0].lstrip("+~") for o in overrides}
+        clash = sorted(f"model.{k}" for k in derived if f"model.{k}" in given)
+        if clash:
+            raise BadInput(f"model.size sets {', '.join(clash)}; give one or the other")
+        for key, value in derived.items():
+            cfg.model[key] = value
+        OmegaConf.to_object(cfg)  # runs every __post_init__ check
+    except BadInput:
+        raise
+    except (ValueError, OmegaConfBaseException) as e:
+        raise BadInput(str(e).splitlines()[0]) from None
+    return cfg
+
+
+def check_shapes(cfg, specs: dict) -> int:
+    """Build the model on the meta device against the data's shapes; returns its parameter count."""
+    import torch
+
+    from .data import load_data
+    from .measure import param_counts
+    from .models import build_model
+    from .train import plan_steps
+
+    key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
+    try:
+        if key not in specs:
+            data = load_data(cfg.data)
+            specs[key] = (data.spec, data.train_size)
+        spec, train_size = specs[key]
+        with torch.device("meta"):
+            model = build_model(cfg.model, spec)
+        params = param_counts(model)["total"]
+        if cfg.trainer.budget != "flops":
+            per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
+            plan_steps(cfg.trainer, params, per_step, train_size, 1)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise BadInput(str(e).splitlines()[0]) from None
+    return params
+
+
+def label(point: list[str]) -> str:
+    """A short name for a point: its overrides without the keys' group prefixes."""
+    return " ".join(o.split(".")[-1] if "=" in o.split(".")[-1] else o for o in point) or "default"
+
+
+def plan(name: str, preset: Path | None, overrides: list[str], out: Path) -> tuple[list[dict], list[str]]:
+    """Compose and validate every point of the sweep; returns the points and Hydra's own overrides."""
+    from .train import identify
+
+    with hydra_context():
+        grid, hydra_over = expand(preset, overrides)
+        points, specs, seen = [], {}, set()
+        for point in grid:
+            cfg = compose_point(point, preset, [f"sweep={name}", f"out={out}"])
+            params = check_shapes(cfg, specs)
+            pid = identify(cfg)
+            if pid in seen:
+                continue
+            seen.add(pid)
+            points.append({"point_id": pid, "overrides": point, "label": label(point), "params": params})
+    return points, hydra_over
+
+
+def write_grid(out: Path, name: str, points: list[dict]) -> None:
+    """Write grid.json: this sweep's points added to those already in the folder."""
+    path = out / "grid.json"
+    old = []
+    with contextlib.suppress(OSError, json.JSONDecodeError, KeyError):
+        old = json.loads(path.read_text())["points"]
+    ids = {p["point_id"] for p in points}
+    write_json(path, {"sweep": name, "points": [p for p in old if p["point_id"] not in ids] + points})
+
+
+def to_run(out: Path, points: list[dict], retry_failed: bool) -> list[dict]:
+    """Points without a result, or interrupted (and failed ones with ``retry_failed``)."""
+    todo = []
+    for p in points:
+        row = read_result(out / "points" / p["point_id"])
+        if row is None or row["status"] == "interrupted" or (retry_failed and row["status"] != "ok"):
+            todo.append(p)
+    return todo
+
+
+def launch(name: str, preset: Path | None, points: list[dict], hydra_over: list[str], out: Path) -> None:
+    """Run the points with the configured Hydra launcher, as Hydra's multirun does."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    # Hydra composes each job from the master's hydra.* overrides plus the job's own list
+    hydra_part = [o for o in preset_overrides(preset) if o.startswith("hydra.")]
+    job_part = [o for o in preset_overrides(preset) if o not in hydra_part] + [f"sweep={name}", f"out={out}"]
+    master = hydra_part + job_part + hydra_over
+    with hydra_context() as hydra:
+        cfg = hydra.compose_config(CONFIG_NAME, master, run_mode=RunMode.MULTIRUN, with_log_configuration=True)
+        callbacks = Callbacks(cfg)
+        callbacks.on_multirun_start(config=cfg, config_name=CONFIG_NAME)
+        launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+            task_function=run_job,
+            config=cfg,
+        )
+        launcher.launch([job_part + p["overrides"] for p in points], initial_job_idx=0)
+        callbacks.on_multirun_end(config=cfg, config_name=CONFIG_NAME)
+
+
+def run_job(cfg) -> str:
+    """Hydra's task function: train one point into ``out/points/<id>/`` unless it is done."""
+    from .train import identify, train_point
+
+    cfg = prepare(cfg)
+    point_dir = Path(cfg.out) / "points" / identify(cfg)
+    done = read_result(point_dir)
+    if done is not None and done["status"] == "ok":
+        return "ok"
+    return train_point(cfg, point_dir)["status"]
