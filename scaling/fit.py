@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp, softmax
+from scipy.special import logsumexp
 
 DELTA = 1e-3
 
@@ -67,12 +67,14 @@ def _terms(form: str, theta: np.ndarray, logn: np.ndarray, logd: np.ndarray | No
 def _objective(theta, form, logn, logd, logy, weights):
     """Summed Huber loss of log-residuals over δ, and its gradient."""
     terms, grads = _terms(form, theta, logn, logd)
-    pred = logsumexp(terms, axis=0)
-    r = pred - logy
+    top = terms.max(axis=0)
+    ex = np.exp(terms - top)
+    total = ex.sum(axis=0)
+    r = top + np.log(total) - logy
     small = np.abs(r) <= DELTA
     loss = np.where(small, 0.5 * r**2, DELTA * (np.abs(r) - 0.5 * DELTA)) / DELTA
     dloss = np.where(small, r, DELTA * np.sign(r)) / DELTA
-    dpred = np.einsum("kn,kpn->pn", softmax(terms, axis=0), grads)
+    dpred = ((ex / total)[:, None, :] * grads).sum(axis=0)
     return float(weights @ loss), dpred @ (weights * dloss)
 
 

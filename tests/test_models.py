@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from scaling.measure import param_counts
+from scaling.models import DataSpec, build_model
+from scaling.train import train_point
+
+FAMILY_DATA = [
+    ("mlp", "mnist1d"),
+    ("mlp", "teacher"),
+    ("linear", "digits"),
+    ("cnn", "mnist1d"),
+    ("cnn", "digits"),
+    ("rnn", "mnist1d"),
+    ("rnn", "text"),
+    ("transformer", "text"),
+    ("transformer", "digits"),
+]
+
+
+@pytest.mark.parametrize("family,data", FAMILY_DATA)
+def test_every_family_trains_a_few_steps(compose, family, data):
+    cfg = compose(f"model={family}", f"data={data}", "model.size=debug" if family != "linear" else "data.seed=0")
+    row = train_point(cfg)
+    assert row["status"] == "ok", row["error"]
+    assert row["steps"] == 3
+    assert row["params"] > 0 and row["flops_per_step"] > 0
+    assert row["val_loss"] > 0 and torch.isfinite(torch.tensor(row["val_loss"]))
+    if row["task"] == "classification":
+        assert 0 <= row["val_f1"] <= 1 and 0 <= row["val_accuracy"] <= 1
+    if row["task"] == "lm":
+        assert row["val_bpb"] == pytest.approx(row["val_loss"] / torch.log(torch.tensor(2.0)).item())
+        assert row["train_tokens"] == 3 * 16 * 64
+
+
+def test_gru_cell_trains(compose):
+    row = train_point(compose("model=rnn", "model.cell=gru", "model.hidden=8"))
+    assert row["status"] == "ok"
+
+
+def test_mlp_params_match_closed_form(compose):
+    cfg = compose("model=mlp", "model.width=24", "model.depth=3")
+    model = build_model(cfg.model, DataSpec("vector", "classification", (40,), 10))
+    sizes = [40, 24, 24, 24, 10]
+    expected = sum(i * o + o for i, o in zip(sizes, sizes[1:]))
+    assert param_counts(model)["total"] == expected
+
+
+def test_lstm_params_match_closed_form():
+    assert sum(p.numel() for p in torch.nn.LSTM(10, 20).parameters()) == 2560
+    h, n_in = 20, 10
+    assert 4 * h * (n_in + h) + 8 * h == 2560
+
+
+def test_gpt2_small_shape_has_published_parameter_count(compose):
+    cfg = compose("model=transformer", "model.size=gpt2", "data=text", "data.seq_len=1024")
+    with torch.device("meta"):
+        model = build_model(cfg.model, DataSpec("tokens", "lm", (1024,), 50257))
+    counts = param_counts(model)
+    assert counts["total"] == 124_439_808
+    assert counts["embedding"] == 50257 * 768 + 1024 * 768
+
+
+def test_size_knob_sets_depth_and_width_together(compose):
+    cfg = compose("model=transformer", "model.size=3")
+    assert (cfg.model.n_layer, cfg.model.d_model, cfg.model.n_head) == (3, 96, 6)
+
+
+def test_model_that_cannot_read_the_data_is_a_clear_error():
+    from scaling.config import CNNConfig
+
+    with pytest.raises(ValueError, match="cannot train on tokens data"):
+        build_model(CNNConfig(), DataSpec("tokens", "lm", (64,), 256))
