@@ -6,7 +6,6 @@ Imports are lazy: torch alone costs seconds, and a typo deserves an instant answ
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import sys
@@ -18,14 +17,20 @@ EXIT_OK, EXIT_POINTS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scale", description="Run parameter-scaling studies of neural networks.")
+    p = argparse.ArgumentParser(
+        prog="scale", description="Run parameter-scaling studies of neural networks."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sweep", help="train every point of a preset's grid")
-    s.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides (key=value, comma lists, range())")
+    s.add_argument(
+        "args", nargs="*", help="[PRESET] then Hydra overrides (key=value, comma lists, range())"
+    )
     s.add_argument("--out", help="sweep folder (default: outputs/PRESET)")
     s.add_argument("--fresh", action="store_true", help="move the old folder aside and start over")
-    s.add_argument("--retry-failed", action="store_true", help="also re-run failed, oom and diverged points")
+    s.add_argument(
+        "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
+    )
 
     r = sub.add_parser("run", help="train one point")
     r.add_argument("args", nargs="*", help="Hydra overrides")
@@ -33,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, text in (("fit", "fit scaling laws"), ("plot", "draw the study's figures")):
         f = sub.add_parser(name, help=text)
-        f.add_argument("target", help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file")
+        f.add_argument(
+            "target", help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file"
+        )
         f.add_argument("--x", default="params", help="size column (default: params)")
         f.add_argument("--y", default="val_loss", help="loss column (default: val_loss)")
         f.add_argument("--d", default=None, help="data-size column, for L(N, D)")
@@ -79,7 +86,9 @@ def cmd_sweep(args) -> int:
         name = overrides.pop(0)
     preset = find_preset(name)
     out = Path(args.out or Path("outputs") / name).resolve()
-    points, hydra_over = plan(name, preset, overrides, out)  # every point validated: nothing written yet
+    points, hydra_over = plan(
+        name, preset, overrides, out
+    )  # every point validated: nothing written yet
     if args.fresh and out.exists():
         aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(out, aside)
@@ -87,7 +96,9 @@ def cmd_sweep(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_grid(out, name, points)
     todo = to_run(out, points, args.retry_failed)
-    console.print(f"[bold]{name}[/]: {len(points)} points, {len(points) - len(todo)} done, {len(todo)} to run → {out}")
+    console.print(
+        f"[bold]{name}[/]: {len(points)} points, {len(points) - len(todo)} done, {len(todo)} to run → {out}"
+    )
     interrupted = False
     if todo:
         try:
@@ -95,7 +106,9 @@ def cmd_sweep(args) -> int:
                 launch(name, preset, todo, hydra_over, out)
         except KeyboardInterrupt:
             interrupted = True
-            console.print("[yellow]interrupted[/]: finished points are kept; run the same command to resume")
+            console.print(
+                "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
+            )
     df = write_results(out)
     ids = {p["point_id"] for p in points}
     mine = df[df["point_id"].isin(ids)]
@@ -118,7 +131,7 @@ def _fit_and_plot(out: Path, ok, name: str) -> None:
         console.print("fewer than 3 sizes finished: no fit yet")
         return
     fit = fit_law(ok["params"], ok["val_loss"], bootstrap=200)
-    console.print(fit_table([fit]))
+    console.print(fit_table(fit))
     write_json(out / "fits.json", [_fit_record(fit)])
     paths = loss_vs_size(ok, fit, out / "plots", title=name)
     console.print(f"plot: {paths[0]}")
@@ -179,7 +192,9 @@ def load_table(target: str, x: str, y: str, d: str | None):
     needed = [c for c in (x, y, d) if c]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise BadInput(f"{path} has no column {', '.join(missing)}; columns: {', '.join(map(str, df.columns))}")
+        raise BadInput(
+            f"{path} has no column {', '.join(missing)}; columns: {', '.join(map(str, df.columns))}"
+        )
     excluded = {}
     if "status" in df.columns:
         for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
@@ -190,7 +205,9 @@ def load_table(target: str, x: str, y: str, d: str | None):
         if values.isna().any():
             raise BadInput(f"column {c} has {int(values.isna().sum())} non-numeric or empty values")
         if (values <= 0).any():
-            raise BadInput(f"column {c} has {int((values <= 0).sum())} values ≤ 0; a log-log fit needs positive values")
+            raise BadInput(
+                f"column {c} has {int((values <= 0).sum())} values ≤ 0; a log-log fit needs positive values"
+            )
         df = df.assign(**{c: values})
     return df, out, excluded
 
@@ -204,11 +221,17 @@ def cmd_fit(args) -> int:
     df, out, excluded = load_table(args.target, args.x, args.y, args.d)
     form = args.form or ("chinchilla" if args.d else "saturating")
     try:
-        fit = fit_law(df[args.x], df[args.y], df[args.d] if args.d else None, form=form, bootstrap=args.bootstrap)
+        fit = fit_law(
+            df[args.x],
+            df[args.y],
+            df[args.d] if args.d else None,
+            form=form,
+            bootstrap=args.bootstrap,
+        )
     except ValueError as e:
         raise BadInput(str(e)) from None
     fit.x, fit.y, fit.d, fit.excluded = args.x, args.y, args.d, excluded
-    console.print(fit_table([fit]))
+    console.print(fit_table(fit))
     for reason, count in excluded.items():
         console.print(f"left out: {count} points ({reason})")
     out.mkdir(parents=True, exist_ok=True)
@@ -223,7 +246,11 @@ def cmd_plot(args) -> int:
     from .plots import loss_vs_size
 
     df, out, _ = load_table(args.target, args.x, args.y, None)
-    fit = fit_law(df[args.x], df[args.y], bootstrap=0) if df[args.x].nunique() >= 3 else None
+    fit = (
+        fit_law(df[args.x], df[args.y], bootstrap=args.bootstrap)
+        if df[args.x].nunique() >= 3
+        else None
+    )
     for path in loss_vs_size(df, fit, out / "plots", x=args.x, y=args.y, title=out.name):
         console.print(f"wrote {path}")
     return EXIT_OK
@@ -236,7 +263,9 @@ def cmd_ls(args) -> int:
     from .results import collect
 
     root = Path(args.root)
-    sweeps = sorted(p for p in root.glob("*") if (p / "grid.json").exists() or (p / "points").is_dir())
+    sweeps = sorted(
+        p for p in root.glob("*") if (p / "grid.json").exists() or (p / "points").is_dir()
+    )
     if not sweeps:
         console.print(f"no sweeps under {root}/")
         return EXIT_OK
@@ -246,7 +275,9 @@ def cmd_ls(args) -> int:
         table.add_column(c, justify="left" if c == "sweep" else "right")
     for sweep_dir in sweeps:
         counts = collect(sweep_dir)["status"].value_counts()
-        table.add_row(sweep_dir.name, str(int(counts.sum())), *(str(int(counts.get(s, 0))) for s in statuses))
+        table.add_row(
+            sweep_dir.name, str(int(counts.sum())), *(str(int(counts.get(s, 0))) for s in statuses)
+        )
     console.print(table)
     return EXIT_OK
 
@@ -265,7 +296,14 @@ def cmd_show(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"sweep": cmd_sweep, "run": cmd_run, "fit": cmd_fit, "plot": cmd_plot, "ls": cmd_ls, "show": cmd_show}
+COMMANDS = {
+    "sweep": cmd_sweep,
+    "run": cmd_run,
+    "fit": cmd_fit,
+    "plot": cmd_plot,
+    "ls": cmd_ls,
+    "show": cmd_show,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,7 +30,9 @@ def _positive(obj, *names, allow_zero=False):
 @dataclass
 class ModelConfig:
     family: str = MISSING  # registry key in scaling.models
-    size: Any = None  # one knob: an integer (the family's rule) or a named size; sets the size fields
+    size: Any = (
+        None  # one knob: an integer (the family's rule) or a named size; sets the size fields
+    )
     _group = "model"
 
 
@@ -82,9 +84,7 @@ class TransformerConfig(ModelConfig):
     def __post_init__(self):
         _positive(self, "d_model", "n_layer", "n_head", "context", "aspect", "head_dim")
         if self.d_model % self.n_head:
-            raise ValueError(
-                f"model.n_head={self.n_head} must divide model.d_model={self.d_model}"
-            )
+            raise ValueError(f"model.n_head={self.n_head} must divide model.d_model={self.d_model}")
 
 
 @dataclass
@@ -217,7 +217,9 @@ class OptimConfig:
         _positive(self, "lr")
         _positive(self, "weight_decay", "grad_clip", "min_lr_ratio", allow_zero=True)
         if not 0 <= self.warmup < 1:
-            raise ValueError(f"optim.warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+            raise ValueError(
+                f"optim.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
+            )
 
 
 BUDGETS = ("steps", "epochs", "tokens_per_param", "flops")
@@ -242,13 +244,32 @@ class TrainerConfig:
 
     def __post_init__(self):
         if self.budget not in BUDGETS:
-            raise ValueError(f"trainer.budget must be one of {', '.join(BUDGETS)}, got '{self.budget}'")
-        needed = {"steps": "steps", "epochs": "epochs", "tokens_per_param": "tokens_per_param", "flops": "target_flops"}
+            raise ValueError(
+                f"trainer.budget must be one of {', '.join(BUDGETS)}, got '{self.budget}'"
+            )
+        needed = {
+            "steps": "steps",
+            "epochs": "epochs",
+            "tokens_per_param": "tokens_per_param",
+            "flops": "target_flops",
+        }
         if getattr(self, needed[self.budget]) is None:
             raise ValueError(f"trainer.budget={self.budget} needs trainer.{needed[self.budget]}")
-        _positive(self, "steps", "epochs", "tokens_per_param", "target_flops", "batch_size", "eval_interval", "early_stop_patience", "threads")
+        _positive(
+            self,
+            "steps",
+            "epochs",
+            "tokens_per_param",
+            "target_flops",
+            "batch_size",
+            "eval_interval",
+            "early_stop_patience",
+            "threads",
+        )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"trainer.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+            raise ValueError(
+                f"trainer.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'"
+            )
 
 
 @dataclass
@@ -268,12 +289,27 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sweep: str = "run"  # the study's name (a preset's name)
     out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
-    points: list[dict[str, Any]] | None = None  # a preset's explicit points (paired settings), each a dict of overrides
+    points: list[dict[str, Any]] | None = (
+        None  # a preset's explicit points (paired settings), each a dict of overrides
+    )
 
 
 GROUPS = {
-    "model": {"mlp": MLPConfig, "cnn": CNNConfig, "rnn": RNNConfig, "transformer": TransformerConfig, "linear": LinearConfig},
-    "data": {"mnist1d": MNIST1DConfig, "digits": DigitsConfig, "teacher": TeacherConfig, "text": TextConfig, "tokens": TokensConfig, "torchvision": TorchvisionConfig},
+    "model": {
+        "mlp": MLPConfig,
+        "cnn": CNNConfig,
+        "rnn": RNNConfig,
+        "transformer": TransformerConfig,
+        "linear": LinearConfig,
+    },
+    "data": {
+        "mnist1d": MNIST1DConfig,
+        "digits": DigitsConfig,
+        "teacher": TeacherConfig,
+        "text": TextConfig,
+        "tokens": TokensConfig,
+        "torchvision": TorchvisionConfig,
+    },
     "optim": {"adamw": OptimConfig, "sgd": OptimConfig},
     "trainer": {"default": TrainerConfig},
     "logger": {"csv": LoggerConfig},

@@ -8,7 +8,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from .results import read_result
@@ -16,7 +23,14 @@ from .results import read_result
 console = Console()
 err_console = Console(stderr=True)
 
-STATUS_STYLE = {"ok": "green", "diverged": "yellow", "oom": "magenta", "failed": "red", "interrupted": "yellow", "pending": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "diverged": "yellow",
+    "oom": "magenta",
+    "failed": "red",
+    "interrupted": "yellow",
+    "pending": "dim",
+}
 
 
 def _last_history(point_dir: Path) -> dict | None:
@@ -80,51 +94,57 @@ class SweepProgress:
                 loss_s = f"val_loss {loss:.4f}" if isinstance(loss, float) else ""
                 wall = row.get("wall_time_s")
                 wall_s = f"{wall:.1f}s" if isinstance(wall, float) else ""
-                console.print(f"[{style}]{row['status']:>11}[/] {p['label']:<32} N={p['params']:>11,}  {loss_s}  {wall_s}")
+                console.print(
+                    f"[{style}]{row['status']:>11}[/] {p['label']:<24} N={p['params']:>10,}  {loss_s}  {wall_s}"
+                )
             elif p["point_id"] not in self.finished and running is None:
                 last = _last_history(point_dir)
                 if last is not None:
-                    running = f"{p['label']}  step {last['step']}  val_loss {float(last['val_loss']):.4f}"
-        self.progress.update(self.task, completed=len(self.finished), description=running or "running")
+                    running = (
+                        f"{p['label']}  step {last['step']}  val_loss {float(last['val_loss']):.4f}"
+                    )
+        self.progress.update(
+            self.task, completed=len(self.finished), description=running or "running"
+        )
+
+
+TABLE_COLUMNS = {  # column -> (header, format)
+    "point_id": ("id", lambda v: str(v)[:8]),
+    "status": ("status", None),
+    "params": ("N", lambda v: f"{int(v):,}"),
+    "steps": ("steps", lambda v: f"{int(v):,}"),
+    "val_loss": ("val_loss", lambda v: f"{v:.4f}"),
+    "val_accuracy": ("val_acc", lambda v: f"{v:.3f}"),
+    "flops_total": ("FLOPs", lambda v: f"{v:.2e}"),
+    "wall_time_s": ("time s", lambda v: f"{v:.1f}"),
+}
 
 
 def points_table(df, title: str) -> Table:
     table = Table(title=title)
-    cols = ["point_id", "status", "family", "params", "steps", "val_loss", "val_accuracy", "flops_total", "wall_time_s"]
-    for c in cols:
-        table.add_column(c, justify="left" if c in ("point_id", "status", "family") else "right")
+    for c, (header, _) in TABLE_COLUMNS.items():
+        table.add_column(header, justify="left" if c in ("point_id", "status") else "right")
     for _, r in df.sort_values("params", na_position="last").iterrows():
         cells = []
-        for c in cols:
+        for c, (_, fmt) in TABLE_COLUMNS.items():
             v = r.get(c)
             if v is None or (isinstance(v, float) and v != v):
                 cells.append("")
             elif c == "status":
                 cells.append(f"[{STATUS_STYLE.get(v, '')}]{v}[/]")
-            elif c in ("params", "steps"):
-                cells.append(f"{int(v):,}")
-            elif c == "flops_total":
-                cells.append(f"{v:.3g}")
-            elif isinstance(v, float):
-                cells.append(f"{v:.4f}" if c != "wall_time_s" else f"{v:.1f}")
             else:
-                cells.append(str(v))
+                cells.append(fmt(v))
         table.add_row(*cells)
     return table
 
 
-def fit_table(fits: list, title: str = "fitted laws (95% bootstrap intervals)") -> Table:
-    table = Table(title=title)
-    for c in ("law", "x", "parameter", "value", "95% CI", "points", "converged"):
-        table.add_column(c)
-    for fit in fits:
-        first = True
-        for name, value in fit.params.items():
-            lo_hi = fit.ci.get(name)
-            ci = f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""
-            table.add_row(
-                fit.law if first else "", fit.x if first else "", name, f"{value:.4g}", ci,
-                str(fit.n_points) if first else "", ("yes" if fit.converged else f"[red]no: {fit.message}[/]") if first else "",
-            )  # fmt: skip
-            first = False
+def fit_table(fit) -> Table:
+    """One fitted law: each parameter with its 95% bootstrap interval."""
+    state = "converged" if fit.converged else f"[red]did not converge: {fit.message}[/]"
+    table = Table(title=f"{fit.law}  ({fit.y} vs {fit.x}, {fit.n_points} points, {state})")
+    for c in ("parameter", "value", "95% CI"):
+        table.add_column(c, justify="left" if c == "parameter" else "right")
+    for name, value in fit.params.items():
+        lo_hi = fit.ci.get(name)
+        table.add_row(name, f"{value:.4g}", f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else "")
     return table

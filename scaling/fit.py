@@ -24,7 +24,11 @@ FORMS = {
     "saturating": {
         "raw": ("e", "a", "alpha"),
         "law": "L = E + A·N^-α",
-        "grid": {"e": np.arange(-1, 1.01, 0.5), "a": np.arange(0, 26, 5), "alpha": np.arange(0, 2.01, 0.5)},
+        "grid": {
+            "e": np.arange(-1, 1.01, 0.5),
+            "a": np.arange(0, 26, 5),
+            "alpha": np.arange(0, 2.01, 0.5),
+        },
     },
     "power": {
         "raw": ("a", "alpha"),
@@ -35,8 +39,11 @@ FORMS = {
         "raw": ("e", "a", "alpha", "b", "beta"),
         "law": "L = E + A·N^-α + B·D^-β",
         "grid": {
-            "e": np.arange(-1, 1.01, 0.5), "a": np.arange(0, 26, 5), "alpha": np.arange(0, 2.01, 0.5),
-            "b": np.arange(0, 26, 5), "beta": np.arange(0, 2.01, 0.5),
+            "e": np.arange(-1, 1.01, 0.5),
+            "a": np.arange(0, 26, 5),
+            "alpha": np.arange(0, 2.01, 0.5),
+            "b": np.arange(0, 26, 5),
+            "beta": np.arange(0, 2.01, 0.5),
         },  # fmt: skip
     },
 }
@@ -101,7 +108,9 @@ def _grid_losses(form, logn, logd, logy) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _minimize(form, start, logn, logd, logy, weights):
-    res = minimize(_objective, start, args=(form, logn, logd, logy, weights), jac=True, method="L-BFGS-B")
+    res = minimize(
+        _objective, start, args=(form, logn, logd, logy, weights), jac=True, method="L-BFGS-B"
+    )
     return res
 
 
@@ -126,16 +135,23 @@ class Fit:
     def predict(self, n, d=None) -> np.ndarray:
         logn = np.log(np.asarray(n, dtype=float))
         logd = None if d is None else np.log(np.asarray(d, dtype=float))
-        terms, _ = _terms(self.form, self.raw, np.atleast_1d(logn), None if logd is None else np.atleast_1d(logd))
+        terms, _ = _terms(
+            self.form, self.raw, np.atleast_1d(logn), None if logd is None else np.atleast_1d(logd)
+        )
         return np.exp(logsumexp(terms, axis=0))
 
-    def describe(self) -> str:
+    def describe(self, tex: bool = False) -> str:
+        """The law with its fitted numbers; ``tex`` gives matplotlib mathtext."""
         p = self.params
-        if self.form == "power":
-            return f"L = {p['A']:.4g}·N^-{p['alpha']:.3f}"
-        if self.form == "saturating":
-            return f"L = {p['E']:.3f} + {p['A']:.4g}·N^-{p['alpha']:.3f}"
-        return f"L = {p['E']:.3f} + {p['A']:.4g}·N^-{p['alpha']:.3f} + {p['B']:.4g}·D^-{p['beta']:.3f}"
+        if tex:
+            n = rf"{p['A']:.3g}\,N^{{-{p['alpha']:.3f}}}"
+            d = rf" + {p['B']:.3g}\,D^{{-{p['beta']:.3f}}}" if "B" in p else ""
+            e = f"{p['E']:.3f} + " if "E" in p else ""
+            return f"$L = {e}{n}{d}$"
+        n = f"{p['A']:.4g}·N^-{p['alpha']:.3f}"
+        d = f" + {p['B']:.4g}·D^-{p['beta']:.3f}" if "B" in p else ""
+        e = f"{p['E']:.3f} + " if "E" in p else ""
+        return f"L = {e}{n}{d}"
 
 
 def _natural(form, theta) -> dict:
@@ -151,7 +167,9 @@ def _natural(form, theta) -> dict:
     return out
 
 
-def fit_law(n, y, d=None, form: str = "saturating", n_starts: int = 20, bootstrap: int = 0, seed: int = 0) -> Fit:
+def fit_law(
+    n, y, d=None, form: str = "saturating", n_starts: int = 20, bootstrap: int = 0, seed: int = 0
+) -> Fit:
     """Fit a scaling law to points (N, loss) or (N, D, loss).
 
     Args:
@@ -178,7 +196,9 @@ def fit_law(n, y, d=None, form: str = "saturating", n_starts: int = 20, bootstra
         logd = np.log(np.asarray(d, dtype=float))
     n_par = len(FORMS[form]["raw"])
     if len(n) < n_par:
-        raise ValueError(f"{len(n)} points cannot fit the {n_par} parameters of {FORMS[form]['law']}")
+        raise ValueError(
+            f"{len(n)} points cannot fit the {n_par} parameters of {FORMS[form]['law']}"
+        )
     logn, logy = np.log(n), np.log(y)
     weights = np.ones(len(n))
     starts, losses = _grid_losses(form, logn, logd, logy)
@@ -207,7 +227,9 @@ def _bootstrap(fit: Fit, logn, logd, logy, resamples: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
-        weights = np.bincount(rng.integers(0, len(logn), len(logn)), minlength=len(logn)).astype(float)
+        weights = np.bincount(rng.integers(0, len(logn), len(logn)), minlength=len(logn)).astype(
+            float
+        )
         res = _minimize(fit.form, fit.raw, logn, logd, logy, weights)
         draws.append(list(_natural(fit.form, res.x).values()))
     draws = np.array(draws)

@@ -57,7 +57,8 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) 
     counts = counter.get_flop_counts()
     root = type(model).__name__
     skipped = sum(
-        sum(counts.get(f"{root}.{name}", {}).values()) for name in getattr(model, "uncounted_modules", ())
+        sum(counts.get(f"{root}.{name}", {}).values())
+        for name in getattr(model, "uncounted_modules", ())
     )
     analytic = model.uncounted_flops(x) if hasattr(model, "uncounted_flops") else 0
     measured = counter.get_total_flops()

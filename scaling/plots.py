@@ -31,17 +31,19 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def loss_vs_size(df, fit, out_dir: Path, x: str = "params", y: str = "val_loss", title: str | None = None) -> list[Path]:
+def loss_vs_size(
+    df, fit, out_dir: Path, x: str = "params", y: str = "val_loss", title: str | None = None
+) -> list[Path]:
     """Loss against size on log-log axes: the points, the fitted law and its law in the legend."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.scatter(df[x], df[y], color="C0", zorder=3, label="points")
     if fit is not None:
         lo, hi = df[x].min(), df[x].max()
         grid = np.logspace(np.log10(lo), np.log10(hi), 200)
-        ax.plot(grid, fit.predict(grid), color="C1", label=f"fit: {fit.describe()}")
+        ax.plot(grid, fit.predict(grid), color="C1", label=fit.describe(tex=True))
         if fit.ci and "alpha" in fit.ci:
             a_lo, a_hi = fit.ci["alpha"]
-            ax.plot([], [], " ", label=f"α 95% CI [{a_lo:.3f}, {a_hi:.3f}]")
+            ax.plot([], [], " ", label=rf"$\alpha$ 95% CI [{a_lo:.3f}, {a_hi:.3f}]")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(LABELS.get(x, x))

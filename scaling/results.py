@@ -29,7 +29,16 @@ STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
 
 # fields that do not change what a point computes, left out of its id
 _DATA_PATHS = {"path", "root", "glob", "download"}
-_TRAINER_KEPT = ("budget", "steps", "epochs", "tokens_per_param", "target_flops", "batch_size", "early_stop_patience", "seed")
+_TRAINER_KEPT = (
+    "budget",
+    "steps",
+    "epochs",
+    "tokens_per_param",
+    "target_flops",
+    "batch_size",
+    "early_stop_patience",
+    "seed",
+)
 
 
 def point_identity(cfg: dict, data_hash: str, device_type: str, dtype: str) -> dict:
@@ -97,7 +106,14 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     for point in read_grid(sweep_dir):
         if point["point_id"] not in seen:
             seen.add(point["point_id"])
-            rows.append({"sweep": sweep_dir.name, "point_id": point["point_id"], "status": "pending", "params": point.get("params")})
+            rows.append(
+                {
+                    "sweep": sweep_dir.name,
+                    "point_id": point["point_id"],
+                    "status": "pending",
+                    "params": point.get("params"),
+                }
+            )
     df = pd.DataFrame(rows)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df.reindex(columns=COLUMNS + extra)

@@ -83,8 +83,7 @@ def _valid_keys(cfg, key: str) -> list[str]:
 def explain(error: Exception, overrides: list[str] = ()) -> str:
     """One line for a Hydra or OmegaConf composition error."""
     if isinstance(error, MissingConfigException):
-        group = (error.missing_cfg_file or "").split("/")[0] or "config"
-        wanted = (error.missing_cfg_file or "").split("/")[-1]
+        group, _, wanted = (error.missing_cfg_file or "").rpartition("/")
         options = [o for o in (error.options or []) if not o.endswith("_schema")]
         if group == "sweeps":
             return f"unknown sweep preset '{wanted}'"
@@ -104,6 +103,8 @@ def explain(error: Exception, overrides: list[str] = ()) -> str:
                 hint = f" (did you mean '{'.'.join(key.split('.')[:-1] + near)}'?)" if near else ""
                 return f"unknown key '{key}'{hint}; {key.rsplit('.', 1)[0] if '.' in key else 'the config'} has: {', '.join(valid)}"
         return f"unknown key '{key}'"
+    if "Ambiguous value" in text:
+        return f"{text}: comma lists and range() are for `scale sweep`"
     if detail and detail != text:
         return f"{text}: {detail}"
     return text
@@ -117,7 +118,9 @@ def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], 
     hydra_over = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
     point_over = [o for o in overrides if o not in hydra_over]
     try:
-        master = compose(CONFIG_NAME, overrides=preset_overrides(preset) + hydra_over, return_hydra_config=True)
+        master = compose(
+            CONFIG_NAME, overrides=preset_overrides(preset) + hydra_over, return_hydra_config=True
+        )
     except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as e:
         raise BadInput(explain(e)) from None
     params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
@@ -131,8 +134,12 @@ def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], 
     explicit = OmegaConf.to_container(master.points) if master.get("points") else []
     if explicit:
         # explicit points (paired settings) combine with the command line, not with the grid
-        base = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(point_over), None)[0]
-        grid = [b + [f"{k}={v}" for k, v in p.items()] for p in explicit for b in base] + (grid if params else [])
+        base = BasicSweeper.split_arguments(
+            OverridesParser.create().parse_overrides(point_over), None
+        )[0]
+        grid = [b + [f"{k}={v}" for k, v in p.items()] for p in explicit for b in base] + (
+            grid if params else []
+        )
     return grid, hydra_over
 
 
@@ -191,17 +198,29 @@ def check_shapes(cfg, specs: dict) -> int:
     return params
 
 
-def label(point: list[str]) -> str:
-    """A short name for a point: its overrides without the keys' group prefixes."""
-    return " ".join(o.split(".")[-1] if "=" in o.split(".")[-1] else o for o in point) or "default"
+def label(point: list[str], varying: set[str]) -> str:
+    """A short name for a point: the settings that differ between points, keys without their group."""
+    parts = [o for o in point if o.split("=")[0] in varying]
+    return (
+        " ".join(o.split("=")[0].split(".")[-1] + "=" + o.split("=", 1)[1] for o in parts)
+        or "default"
+    )
 
 
-def plan(name: str, preset: Path | None, overrides: list[str], out: Path) -> tuple[list[dict], list[str]]:
+def plan(
+    name: str, preset: Path | None, overrides: list[str], out: Path
+) -> tuple[list[dict], list[str]]:
     """Compose and validate every point of the sweep; returns the points and Hydra's own overrides."""
     from .train import identify
 
     with hydra_context():
         grid, hydra_over = expand(preset, overrides)
+        settings = {}
+        for point in grid:
+            for o in point:
+                key, _, value = o.partition("=")
+                settings.setdefault(key, set()).add(value)
+        varying = {k for k, values in settings.items() if len(values) > 1 or len(grid) == 1}
         points, specs, seen = [], {}, set()
         for point in grid:
             cfg = compose_point(point, preset, [f"sweep={name}", f"out={out}"])
@@ -210,7 +229,14 @@ def plan(name: str, preset: Path | None, overrides: list[str], out: Path) -> tup
             if pid in seen:
                 continue
             seen.add(pid)
-            points.append({"point_id": pid, "overrides": point, "label": label(point), "params": params})
+            points.append(
+                {
+                    "point_id": pid,
+                    "overrides": point,
+                    "label": label(point, varying),
+                    "params": params,
+                }
+            )
     return points, hydra_over
 
 
@@ -221,7 +247,9 @@ def write_grid(out: Path, name: str, points: list[dict]) -> None:
     with contextlib.suppress(OSError, json.JSONDecodeError, KeyError):
         old = json.loads(path.read_text())["points"]
     ids = {p["point_id"] for p in points}
-    write_json(path, {"sweep": name, "points": [p for p in old if p["point_id"] not in ids] + points})
+    write_json(
+        path, {"sweep": name, "points": [p for p in old if p["point_id"] not in ids] + points}
+    )
 
 
 def to_run(out: Path, points: list[dict], retry_failed: bool) -> list[dict]:
@@ -229,12 +257,18 @@ def to_run(out: Path, points: list[dict], retry_failed: bool) -> list[dict]:
     todo = []
     for p in points:
         row = read_result(out / "points" / p["point_id"])
-        if row is None or row["status"] == "interrupted" or (retry_failed and row["status"] != "ok"):
+        if (
+            row is None
+            or row["status"] == "interrupted"
+            or (retry_failed and row["status"] != "ok")
+        ):
             todo.append(p)
     return todo
 
 
-def launch(name: str, preset: Path | None, points: list[dict], hydra_over: list[str], out: Path) -> None:
+def launch(
+    name: str, preset: Path | None, points: list[dict], hydra_over: list[str], out: Path
+) -> None:
     """Run the points with the configured Hydra launcher, as Hydra's multirun does."""
     from hydra._internal.callbacks import Callbacks
     from hydra.core.plugins import Plugins
@@ -242,10 +276,15 @@ def launch(name: str, preset: Path | None, points: list[dict], hydra_over: list[
 
     # Hydra composes each job from the master's hydra.* overrides plus the job's own list
     hydra_part = [o for o in preset_overrides(preset) if o.startswith("hydra.")]
-    job_part = [o for o in preset_overrides(preset) if o not in hydra_part] + [f"sweep={name}", f"out={out}"]
+    job_part = [o for o in preset_overrides(preset) if o not in hydra_part] + [
+        f"sweep={name}",
+        f"out={out}",
+    ]
     master = hydra_part + job_part + hydra_over
     with hydra_context() as hydra:
-        cfg = hydra.compose_config(CONFIG_NAME, master, run_mode=RunMode.MULTIRUN, with_log_configuration=True)
+        cfg = hydra.compose_config(
+            CONFIG_NAME, master, run_mode=RunMode.MULTIRUN, with_log_configuration=True
+        )
         callbacks = Callbacks(cfg)
         callbacks.on_multirun_start(config=cfg, config_name=CONFIG_NAME)
         launcher = Plugins.instance().instantiate_launcher(

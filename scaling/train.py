@@ -23,9 +23,18 @@ from omegaconf import OmegaConf
 from . import measure
 from .data import fingerprint, load_data
 from .models import build_model
-from .results import atomic_write_text, point_id, point_identity, write_json
+from .results import COLUMNS, atomic_write_text, point_id, point_identity, write_json
 
-HISTORY_COLUMNS = ("step", "train_loss", "val_loss", "val_accuracy", "lr", "examples", "tokens", "wall_s")
+HISTORY_COLUMNS = (
+    "step",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "examples",
+    "tokens",
+    "wall_s",
+)
 
 
 class Diverged(RuntimeError):
@@ -67,7 +76,9 @@ def loss_fn_for(task: str):
     return lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def plan_steps(trainer, params: int, examples_per_step: int, train_size: int, flops_per_step: int) -> int:
+def plan_steps(
+    trainer, params: int, examples_per_step: int, train_size: int, flops_per_step: int
+) -> int:
     """Training steps from the budget: steps, epochs over train_size, tokens per parameter, or FLOPs."""
     if trainer.budget == "steps":
         steps = trainer.steps
@@ -98,7 +109,10 @@ class Batches:
     def __next__(self):
         if self.lm:
             starts = torch.randint(
-                len(self.x) - self.seq_len - 1, (self.batch_size,), device=self.x.device, generator=self.gen
+                len(self.x) - self.seq_len - 1,
+                (self.batch_size,),
+                device=self.x.device,
+                generator=self.gen,
             )
             idx = starts[:, None] + torch.arange(self.seq_len + 1, device=self.x.device)
             window = self.x[idx]
@@ -175,7 +189,9 @@ def identify(cfg) -> str:
     """The point's id: a hash of what changes its result (see ``results.point_identity``)."""
     device = resolve_device(cfg.trainer.device)
     container = OmegaConf.to_container(cfg, resolve=True)
-    identity = point_identity(container, fingerprint(cfg.data), device.type, resolve_dtype(cfg.trainer.precision, device))
+    identity = point_identity(
+        container, fingerprint(cfg.data), device.type, resolve_dtype(cfg.trainer.precision, device)
+    )
     return point_id(identity)
 
 
@@ -191,7 +207,8 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
         The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
         Ctrl-C writes an ``interrupted`` row and is raised again.
     """
-    row = {
+    row = dict.fromkeys(COLUMNS)  # every column present, empty where it does not apply
+    row |= {
         "sweep": cfg.sweep,
         "family": cfg.model.family,
         "dataset": cfg.data.name,
@@ -249,10 +266,16 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     x, y = next(batches)
     flops = measure.training_flops(model, x, y, loss_fn)
     flops_per_step = flops["total"]
-    batches = Batches(data, tr.batch_size, device, tr.seed)  # the counting batch is not a training batch
+    batches = Batches(
+        data, tr.batch_size, device, tr.seed
+    )  # the counting batch is not a training batch
     examples_per_step = tr.batch_size * (spec.input_shape[0] if lm else 1)
     steps = plan_steps(tr, counts["total"], examples_per_step, data.train_size, flops_per_step)
-    row.update(flops_per_step=flops_per_step, flops_counter=flops["counter"], flops_analytic=flops["analytic"])
+    row.update(
+        flops_per_step=flops_per_step,
+        flops_counter=flops["counter"],
+        flops_analytic=flops["analytic"],
+    )
     print(
         f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
         f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}",
@@ -267,7 +290,10 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
         )  # fmt: skip
     else:
         opt = torch.optim.SGD(
-            model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+            model.parameters(),
+            lr=cfg.optim.lr,
+            momentum=cfg.optim.momentum,
+            weight_decay=cfg.optim.weight_decay,
         )
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
@@ -321,7 +347,10 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
             else:
                 stale += 1
             if tr.early_stop_patience and stale >= tr.early_stop_patience:
-                print(f"[{cfg.sweep}] early stop at step {step}: no improvement in {stale} evals", flush=True)
+                print(
+                    f"[{cfg.sweep}] early stop at step {step}: no improvement in {stale} evals",
+                    flush=True,
+                )
                 break
             loss_sum.zero_()
             since_eval = 0
@@ -353,13 +382,22 @@ def _write_history(point_dir: Path | None, history: list) -> None:
         return
     lines = [",".join(HISTORY_COLUMNS)]
     for h in history:
-        lines.append(",".join("" if h[c] is None else repr(h[c]) if isinstance(h[c], float) else str(h[c]) for c in HISTORY_COLUMNS))
+        lines.append(
+            ",".join(
+                "" if h[c] is None else repr(h[c]) if isinstance(h[c], float) else str(h[c])
+                for c in HISTORY_COLUMNS
+            )
+        )
     atomic_write_text(point_dir / "history.csv", "\n".join(lines) + "\n")
 
 
 def _finish(row: dict, status: str, error, history: list, point_dir: Path | None) -> None:
     row["status"] = status
-    row["error"] = None if error is None else (error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+    row["error"] = (
+        None
+        if error is None
+        else (error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+    )
     if status != "ok":
         row["failed_at_step"] = history[-1]["step"] if history else 0
     if history and row.get("train_loss") is None:

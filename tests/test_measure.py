@@ -54,7 +54,9 @@ def test_lstm_flops_are_counted_analytically_and_linear_in_sequence_length():
     cfg = _Cfg(cell="lstm", hidden=16, layers=2)
     flops = []
     for seq_len in (32, 64):
-        model = build_model(_Cfg(family="rnn", **cfg.__dict__), DataSpec("tokens", "lm", (seq_len,), 50))
+        model = build_model(
+            _Cfg(family="rnn", **cfg.__dict__), DataSpec("tokens", "lm", (seq_len,), 50)
+        )
         x = torch.randint(0, 50, (4, seq_len))
         f = training_flops(model, x, x, loss_fn_for("lm"))
         assert f["analytic"] > 0
@@ -63,7 +65,10 @@ def test_lstm_flops_are_counted_analytically_and_linear_in_sequence_length():
 
 
 def test_gru_is_not_counted_twice():
-    model = build_model(_Cfg(family="rnn", cell="gru", hidden=16, layers=1), DataSpec("vector", "classification", (40,), 10))
+    model = build_model(
+        _Cfg(family="rnn", cell="gru", hidden=16, layers=1),
+        DataSpec("vector", "classification", (40,), 10),
+    )
     x, y = torch.randn(8, 40), torch.randint(0, 10, (8,))
     f = training_flops(model, x, y, loss_fn_for("classification"))
     g, h, T, B = 3, 16, 40, 8

@@ -20,7 +20,11 @@ FAMILY_DATA = [
 
 @pytest.mark.parametrize("family,data", FAMILY_DATA)
 def test_every_family_trains_a_few_steps(compose, family, data):
-    cfg = compose(f"model={family}", f"data={data}", "model.size=debug" if family != "linear" else "data.seed=0")
+    cfg = compose(
+        f"model={family}",
+        f"data={data}",
+        "model.size=debug" if family != "linear" else "data.seed=0",
+    )
     row = train_point(cfg)
     assert row["status"] == "ok", row["error"]
     assert row["steps"] == 3
@@ -29,7 +33,9 @@ def test_every_family_trains_a_few_steps(compose, family, data):
     if row["task"] == "classification":
         assert 0 <= row["val_f1"] <= 1 and 0 <= row["val_accuracy"] <= 1
     if row["task"] == "lm":
-        assert row["val_bpb"] == pytest.approx(row["val_loss"] / torch.log(torch.tensor(2.0)).item())
+        assert row["val_bpb"] == pytest.approx(
+            row["val_loss"] / torch.log(torch.tensor(2.0)).item()
+        )
         assert row["train_tokens"] == 3 * 16 * 64
 
 

@@ -93,7 +93,9 @@ def classification(x_train, y_train, x_val, y_val, kind, n_classes, train_size, 
     )
 
 
-def language_model(train, val, seq_len, vocab_size, train_size, val_size, bytes_per_token=None, **info) -> Data:
+def language_model(
+    train, val, seq_len, vocab_size, train_size, val_size, bytes_per_token=None, **info
+) -> Data:
     """Wrap token streams for next-token prediction.
 
     The first ``train_size`` training tokens are kept; validation is up to

@@ -13,4 +13,6 @@ def load(cfg):
     order = np.random.default_rng(0).permutation(len(x))  # a fixed split, whatever the seed
     n_val = int(round(len(x) * cfg.val_fraction))
     val, train = order[:n_val], order[n_val:]
-    return classification(x[train], d.target[train], x[val], d.target[val], "image", 10, cfg.train_size)
+    return classification(
+        x[train], d.target[train], x[val], d.target[val], "image", 10, cfg.train_size
+    )

@@ -36,7 +36,9 @@ def load(cfg):
     pool = max(POOL, -(-(cfg.train_size or POOL) // 10) * 10)
     x, y = _generate(pool, cfg.seed)
     x_val, y_val = _generate(-(-cfg.val_size // 10) * 10, cfg.val_seed)
-    return classification(x, y, x_val[: cfg.val_size], y_val[: cfg.val_size], "vector", 10, cfg.train_size or POOL)
+    return classification(
+        x, y, x_val[: cfg.val_size], y_val[: cfg.val_size], "vector", 10, cfg.train_size or POOL
+    )
 
 
 def fingerprint(cfg):

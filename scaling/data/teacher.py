@@ -36,6 +36,8 @@ def load(cfg):
     x_train = torch.randn(cfg.train_size, cfg.in_dim, generator=gen)
     with torch.no_grad():
         y_val = teacher(x_val) + cfg.noise * torch.randn(cfg.val_size, cfg.out_dim, generator=gen)
-        y_train = teacher(x_train) + cfg.noise * torch.randn(cfg.train_size, cfg.out_dim, generator=gen)
+        y_train = teacher(x_train) + cfg.noise * torch.randn(
+            cfg.train_size, cfg.out_dim, generator=gen
+        )
     spec = DataSpec("vector", "regression", (cfg.in_dim,), cfg.out_dim)
     return Data(spec, x_train, y_train, x_val, y_val)

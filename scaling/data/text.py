@@ -18,7 +18,9 @@ SKIP_PARTS = {"site-packages", "dist-packages", "test", "tests", "idlelib", "__p
 def _files(path, glob) -> list[Path]:
     if path is None:
         root = Path(sysconfig.get_paths()["stdlib"])
-        return [p for p in sorted(root.rglob("*.py")) if not SKIP_PARTS & set(p.relative_to(root).parts)]
+        return [
+            p for p in sorted(root.rglob("*.py")) if not SKIP_PARTS & set(p.relative_to(root).parts)
+        ]
     path = Path(path).expanduser()
     if path.is_file():
         return [path]

@@ -31,7 +31,9 @@ def load(cfg):
     n_val = min(len(val), cfg.val_size * cfg.seq_len + 1)
     top = max(int(train.max()), int(val[:n_val].max()))
     if top >= cfg.vocab_size:
-        raise ValueError(f"token id {top} in {cfg.path} is not below data.vocab_size={cfg.vocab_size}")
+        raise ValueError(
+            f"token id {top} in {cfg.path} is not below data.vocab_size={cfg.vocab_size}"
+        )
     return language_model(
         train.astype(np.int64),
         val[:n_val].astype(np.int64),

@@ -21,7 +21,9 @@ def load(cfg):
             "data=torchvision needs torchvision: pip install 'scaling[torchvision]'"
         ) from e
     if cfg.dataset not in DATASETS:
-        raise ValueError(f"unknown torchvision data set '{cfg.dataset}'; choose from: {', '.join(DATASETS)}")
+        raise ValueError(
+            f"unknown torchvision data set '{cfg.dataset}'; choose from: {', '.join(DATASETS)}"
+        )
     cls_name, n_classes = DATASETS[cfg.dataset]
     cls = getattr(datasets, cls_name)
     root = str(Path(cfg.root).expanduser())

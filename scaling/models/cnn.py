@@ -29,7 +29,12 @@ class CNN(nn.Module):
         layers = []
         for i in range(cfg.depth):
             layers += [
-                conv(in_ch if i == 0 else cfg.channels, cfg.channels, cfg.kernel, padding=cfg.kernel // 2),
+                conv(
+                    in_ch if i == 0 else cfg.channels,
+                    cfg.channels,
+                    cfg.kernel,
+                    padding=cfg.kernel // 2,
+                ),
                 nn.ReLU(),
             ]
         self.features = nn.Sequential(*layers)

@@ -27,6 +27,9 @@ def build(cfg, spec):
         n_in *= d
     layers = [nn.Flatten()]
     for i in range(cfg.depth):
-        layers += [nn.Linear(n_in if i == 0 else cfg.width, cfg.width), ACTIVATIONS[cfg.activation]()]
+        layers += [
+            nn.Linear(n_in if i == 0 else cfg.width, cfg.width),
+            ACTIVATIONS[cfg.activation](),
+        ]
     layers.append(nn.Linear(cfg.width if cfg.depth else n_in, spec.n_outputs))
     return nn.Sequential(*layers)

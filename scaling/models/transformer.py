@@ -62,9 +62,7 @@ class Transformer(nn.Module):
     def __init__(self, cfg, spec):
         super().__init__()
         if cfg.d_model % cfg.n_head:
-            raise ValueError(
-                f"model.n_head={cfg.n_head} must divide model.d_model={cfg.d_model}"
-            )
+            raise ValueError(f"model.n_head={cfg.n_head} must divide model.d_model={cfg.d_model}")
         self.lm = spec.kind == "tokens"
         if self.lm:
             seq_len = spec.input_shape[0]
@@ -82,7 +80,9 @@ class Transformer(nn.Module):
             )
         self.kind, self.d_model, self.n_layer = spec.kind, cfg.d_model, cfg.n_layer
         self.wpe = nn.Embedding(context, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, self.lm) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(
+            Block(cfg.d_model, cfg.n_head, self.lm) for _ in range(cfg.n_layer)
+        )
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, spec.n_outputs, bias=not self.lm)
         if self.lm:

@@ -1,0 +1,117 @@
+import json
+
+import pandas as pd
+import pytest
+
+from scaling.cli import main
+from scaling.results import COLUMNS
+
+TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=32", "trainer.device=cpu"]
+
+
+@pytest.mark.slow
+def test_three_point_sweep_end_to_end(in_tmp, capsys):
+    code = main(["sweep", "mlp_width", "model.width=4,8,16", *TINY])
+    assert code == 0
+    out = in_tmp / "outputs" / "mlp_width"
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 3 and set(df["status"]) == {"ok"}
+    assert set(COLUMNS) <= set(df.columns)
+    assert df["params"].is_unique and df["flops_total"].gt(0).all()
+    for pid in df["point_id"]:
+        point = out / "points" / pid
+        assert (point / "config.yaml").exists()
+        history = pd.read_csv(point / "history.csv")
+        assert list(history["step"]) == [2, 4]
+        assert json.loads((point / "result.json").read_text())["status"] == "ok"
+    assert (out / "plots" / "loss_vs_params.png").stat().st_size > 0
+    assert json.loads((out / "fits.json").read_text())[0]["params"]["alpha"] is not None
+    grid = json.loads((out / "grid.json").read_text())["points"]
+    assert len(grid) == 3
+
+    # the same command again finds every point done and trains nothing
+    before = {
+        pid: (out / "points" / pid / "result.json").stat().st_mtime_ns for pid in df["point_id"]
+    }
+    capsys.readouterr()
+    assert main(["sweep", "mlp_width", "model.width=4,8,16", *TINY]) == 0
+    assert "0 to run" in capsys.readouterr().out
+    after = {
+        pid: (out / "points" / pid / "result.json").stat().st_mtime_ns for pid in df["point_id"]
+    }
+    assert before == after
+
+
+@pytest.mark.slow
+def test_range_override_and_run(in_tmp):
+    assert (
+        main(["sweep", "mlp_width", "model.width=range(4,12,4)", *TINY, "--out", "outputs/r"]) == 0
+    )
+    assert len(pd.read_csv(in_tmp / "outputs" / "r" / "results.csv")) == 2
+    assert main(["run", "model=cnn", "data=digits", *TINY]) == 0
+    df = pd.read_csv(in_tmp / "outputs" / "run" / "results.csv")
+    assert df.loc[0, "family"] == "cnn" and df.loc[0, "dataset"] == "digits"
+
+
+def test_user_preset_in_working_directory_is_found_first(in_tmp):
+    (in_tmp / "sweeps").mkdir()
+    (in_tmp / "sweeps" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /data: digits\n"
+        "hydra:\n  sweeper:\n    params:\n      model.width: 4,8\n"
+    )
+    assert main(["sweep", "mine", *TINY]) == 0
+    df = pd.read_csv(in_tmp / "outputs" / "mine" / "results.csv")
+    assert set(df["dataset"]) == {"digits"} and len(df) == 2
+
+
+def test_explicit_points_pair_settings(in_tmp):
+    (in_tmp / "sweeps").mkdir()
+    (in_tmp / "sweeps" / "ladder.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /data: digits\n"
+        "points:\n  - {model.width: 4, model.depth: 1}\n  - {model.width: 8, model.depth: 2}\n"
+    )
+    assert main(["sweep", "ladder", *TINY]) == 0
+    df = pd.read_csv(in_tmp / "outputs" / "ladder" / "results.csv")
+    assert sorted(zip(df["model.width"], df["model.depth"])) == [(4, 1), (8, 2)]
+
+
+BAD = [
+    (["sweep", "no_such_preset"], "unknown sweep preset 'no_such_preset'"),
+    (["sweep", "model=foo"], "unknown model 'foo'"),
+    (["sweep", "data=imagenet"], "unknown data 'imagenet'"),
+    (["sweep", "model.width=-4"], "model.width must be > 0"),
+    (["sweep", "model.width=0,8"], "model.width must be > 0"),
+    (["sweep", "model.widht=8"], "unknown key 'model.widht'"),
+    (["sweep", "model.width=abc"], "model.width"),
+    (["run", "data=text", "data.path=/no/such/file.txt"], "data.path does not exist"),
+    (["run", "model=transformer", "model.n_head=5"], "must divide model.d_model"),
+    (["run", "model=cnn", "data=text"], "cannot train on tokens data"),
+    (["run", "model=mlp", "model.size=3", "model.width=8"], "model.size sets model.width"),
+    (["run", "trainer.budget=tokens"], "trainer.budget must be one of"),
+    (["run", "model=transformer", "model.size=huge"], "unknown size 'huge'"),
+    (["fit", "no/such/folder"], "no sweep folder or file"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD)
+def test_bad_input_is_one_line_and_exit_2(in_tmp, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (in_tmp / "outputs").exists()
+
+
+def test_fit_on_a_csv_without_the_columns(in_tmp, capsys):
+    (in_tmp / "runs.csv").write_text("size,loss\n1,2\n")
+    assert main(["fit", "runs.csv"]) == 2
+    assert "has no column params, val_loss" in capsys.readouterr().err
+
+
+def test_ls_and_show(in_tmp, capsys):
+    assert main(["sweep", "mlp_width", "model.width=4,8", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["ls"]) == 0
+    assert "mlp_width" in capsys.readouterr().out
+    assert main(["show", "mlp_width"]) == 0
+    assert "ok" in capsys.readouterr().out
