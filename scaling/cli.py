@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         args.args += extra
     from .sweep import BadInput
 
+    # Ctrl-C and SIGTERM stop the running point cleanly (recorded as interrupted), even when
+    # the shell started us with SIGINT ignored (background jobs)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)

@@ -1,0 +1,43 @@
+import pytest
+
+from scaling.sweep import find_preset, packaged_sweeps, plan
+
+PRESETS = sorted(p.stem for p in packaged_sweeps().glob("*.yaml"))
+
+
+def test_every_family_has_a_preset():
+    assert {
+        "mlp_width",
+        "mlp_depth",
+        "cnn_width",
+        "lstm_width",
+        "transformer_lm",
+        "data_size",
+    } <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_point_of_every_preset_composes_and_validates(name, tmp_path):
+    points, _ = plan(name, find_preset(name), [], tmp_path)
+    assert len(points) >= 4
+    assert len({p["point_id"] for p in points}) == len(points)
+    assert all(p["params"] > 0 for p in points)
+
+
+def test_default_study_spans_six_sizes_and_thirty_fold(tmp_path):
+    points, _ = plan("mlp_width", find_preset("mlp_width"), [], tmp_path)
+    sizes = sorted(p["params"] for p in points)
+    assert len(sizes) >= 6 and sizes[-1] / sizes[0] >= 30
+
+
+def test_command_line_overrides_replace_the_preset_grid(tmp_path):
+    points, _ = plan(
+        "mlp_width", find_preset("mlp_width"), ["model.width=4,8", "trainer.seed=0,1"], tmp_path
+    )
+    assert len(points) == 4
+    assert {p["label"] for p in points} == {
+        "width=4 seed=0",
+        "width=4 seed=1",
+        "width=8 seed=0",
+        "width=8 seed=1",
+    }
