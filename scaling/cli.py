@@ -36,16 +36,33 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("args", nargs="*", help="Hydra overrides")
     r.add_argument("--out", help="folder (default: outputs/run)")
 
-    for name, text in (("fit", "fit scaling laws"), ("plot", "draw the study's figures")):
+    for name, text in (
+        ("fit", "fit scaling laws with 95% intervals → fits.json"),
+        ("plot", "draw the study's figures → plots/"),
+        ("report", "fits, figures and tables → report.md, report.html"),
+    ):
         f = sub.add_parser(name, help=text)
-        f.add_argument(
-            "target", help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file"
-        )
-        f.add_argument("--x", default="params", help="size column (default: params)")
+        f.add_argument("targets", nargs="+" if name == "plot" else 1, metavar="target",
+                       help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file")  # fmt: skip
+        f.add_argument("--x", default="params", help="size column N (default: params)")
         f.add_argument("--y", default="val_loss", help="loss column (default: val_loss)")
-        f.add_argument("--d", default=None, help="data-size column, for L(N, D)")
-        f.add_argument("--form", default=None, help="saturating | power | chinchilla")
+        f.add_argument(
+            "--d", default=None, help="data column D, for L(N, D) (sweeps: found when it varies)"
+        )
+        f.add_argument("--c", default=None, help="compute-budget column, for IsoFLOP minima")
+        f.add_argument(
+            "--form", default="saturating", choices=("saturating", "power"), help="the law in N"
+        )
+        f.add_argument(
+            "--holdout",
+            type=int,
+            default=None,
+            help="hold out the K largest sizes (default: 1 when there are enough)",
+        )
         f.add_argument("--bootstrap", type=int, default=1000, help="resamples for 95%% intervals")
+        f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+        if name == "plot":
+            f.add_argument("--out", default=None, help="folder for a comparison of several studies")
 
     ls = sub.add_parser("ls", help="every sweep under a folder, with points per status")
     ls.add_argument("root", nargs="?", default="outputs")
@@ -62,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.args += extra
-    from .sweep import BadInput
+    from .results import BadInput
 
     # Ctrl-C and SIGTERM stop the running point cleanly (recorded as interrupted), even when
     # the shell started us with SIGINT ignored (background jobs)
@@ -97,7 +114,7 @@ def cmd_sweep(args) -> int:
         shutil.move(out, aside)
         console.print(f"moved the old sweep aside to {aside}")
     out.mkdir(parents=True, exist_ok=True)
-    write_grid(out, name, points)
+    write_grid(out, name, points, "scale sweep " + " ".join([name, *overrides]), preset)
     todo = to_run(out, points, args.retry_failed)
     console.print(
         f"[bold]{name}[/]: {len(points)} points, {len(points) - len(todo)} done, {len(todo)} to run → {out}"
@@ -116,7 +133,12 @@ def cmd_sweep(args) -> int:
     ids = {p["point_id"] for p in points}
     mine = df[df["point_id"].isin(ids)]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
-    _fit_and_plot(out, df[df["status"] == "ok"], name)
+    try:
+        _analyse(str(out), ANALYSIS_DEFAULTS, name, quiet_if_few=True)
+    except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
+        console.print(
+            f"[red]analysis failed[/]: {type(e).__name__}: {e} (the results are in {out}/results.csv)"
+        )
     counts = mine["status"].value_counts().to_dict()
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if interrupted:
@@ -124,28 +146,39 @@ def cmd_sweep(args) -> int:
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
 
 
-def _fit_and_plot(out: Path, ok, name: str) -> None:
-    from .console import console, fit_table
-    from .fit import fit_law
-    from .plots import loss_vs_size
-    from .results import write_json
+def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
+    """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
+    from .console import analysis_tables, console
+    from .report import analyze_table, write_all
+    from .results import BadInput, load_table
 
-    if ok["params"].nunique() < 3:
-        console.print("fewer than 3 sizes finished: no fit yet")
-        return
-    fit = fit_law(ok["params"], ok["val_loss"], bootstrap=200)
-    console.print(fit_table(fit))
-    write_json(out / "fits.json", [_fit_record(fit)])
-    paths = loss_vs_size(ok, fit, out / "plots", title=name)
-    console.print(f"plot: {paths[0]}")
-
-
-def _fit_record(fit) -> dict:
-    return {
-        "law": fit.law, "form": fit.form, "x": fit.x, "y": fit.y, "d": fit.d, "params": fit.params,
-        "ci95": fit.ci, "n_points": fit.n_points, "converged": fit.converged, "message": fit.message,
-        "objective": fit.objective, "excluded": fit.excluded,
-    }  # fmt: skip
+    table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
+    if table.ok[args.x].nunique() < 3:
+        if quiet_if_few:
+            console.print("fewer than 3 sizes finished: no fit yet")
+            return EXIT_OK
+        raise BadInput(
+            f"{target} has {table.ok[args.x].nunique()} distinct {args.x} values; a law needs 3 or more"
+        )
+    try:
+        analysis = analyze_table(
+            table,
+            args.x,
+            args.y,
+            args.d,
+            args.c,
+            args.form,
+            args.holdout,
+            args.bootstrap,
+            args.seed,
+        )
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    for item in analysis_tables(analysis):
+        console.print(item)
+    paths = write_all(table, analysis, title)
+    console.print(f"report: {paths['report_html']}  plots: {table.out / 'plots'}")
+    return EXIT_OK
 
 
 def cmd_run(args) -> int:
@@ -172,91 +205,76 @@ def cmd_run(args) -> int:
     return EXIT_OK if row["status"] == "ok" else EXIT_POINTS_FAILED
 
 
-def load_table(target: str, x: str, y: str, d: str | None):
-    """A sweep folder, a sweep name under outputs/, or a CSV/Parquet file → (ok rows, folder for outputs, excluded)."""
-    import pandas as pd
-
-    from .results import collect
-    from .sweep import BadInput
-
-    path = Path(target)
-    if not path.exists() and (Path("outputs") / target).is_dir():
-        path = Path("outputs") / target
-    if path.is_dir():
-        df, out = collect(path), path
-    elif path.is_file():
-        try:
-            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        except Exception as e:  # noqa: BLE001 - pandas raises many kinds for a bad file
-            raise BadInput(f"cannot read {path}: {str(e).splitlines()[0]}") from None
-        out = path.with_name(f"{path.stem}_analysis")
-    else:
-        raise BadInput(f"no sweep folder or file at '{target}'")
-    needed = [c for c in (x, y, d) if c]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise BadInput(
-            f"{path} has no column {', '.join(missing)}; columns: {', '.join(map(str, df.columns))}"
-        )
-    excluded = {}
-    if "status" in df.columns:
-        for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
-            excluded[f"status {status}"] = int(count)
-        df = df[df["status"] == "ok"]
-    for c in needed:
-        values = pd.to_numeric(df[c], errors="coerce")
-        if values.isna().any():
-            raise BadInput(f"column {c} has {int(values.isna().sum())} non-numeric or empty values")
-        if (values <= 0).any():
-            raise BadInput(
-                f"column {c} has {int((values <= 0).sum())} values ≤ 0; a log-log fit needs positive values"
-            )
-        df = df.assign(**{c: values})
-    return df, out, excluded
-
-
 def cmd_fit(args) -> int:
-    from .console import console, fit_table
-    from .fit import fit_law
-    from .results import write_json
-    from .sweep import BadInput
+    from .console import analysis_tables, console
+    from .report import analyze_table
+    from .results import BadInput, load_table, write_json
 
-    df, out, excluded = load_table(args.target, args.x, args.y, args.d)
-    form = args.form or ("chinchilla" if args.d else "saturating")
+    target = args.targets[0]
+    table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
     try:
-        fit = fit_law(
-            df[args.x],
-            df[args.y],
-            df[args.d] if args.d else None,
-            form=form,
-            bootstrap=args.bootstrap,
+        analysis = analyze_table(
+            table,
+            args.x,
+            args.y,
+            args.d,
+            args.c,
+            args.form,
+            args.holdout,
+            args.bootstrap,
+            args.seed,
         )
     except ValueError as e:
         raise BadInput(str(e)) from None
-    fit.x, fit.y, fit.d, fit.excluded = args.x, args.y, args.d, excluded
-    console.print(fit_table(fit))
-    for reason, count in excluded.items():
-        console.print(f"left out: {count} points ({reason})")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "fits.json", [_fit_record(fit)])
-    console.print(f"saved {out / 'fits.json'}")
+    for item in analysis_tables(analysis):
+        console.print(item)
+    table.out.mkdir(parents=True, exist_ok=True)
+    write_json(table.out / "fits.json", analysis.record())
+    console.print(f"saved {table.out / 'fits.json'}")
     return EXIT_OK
 
 
 def cmd_plot(args) -> int:
     from .console import console
-    from .fit import fit_law
-    from .plots import loss_vs_size
+    from .plots import compare, figures
+    from .report import analyze_table
+    from .results import BadInput, load_table, read_histories
 
-    df, out, _ = load_table(args.target, args.x, args.y, None)
-    fit = (
-        fit_law(df[args.x], df[args.y], bootstrap=args.bootstrap)
-        if df[args.x].nunique() >= 3
-        else None
-    )
-    for path in loss_vs_size(df, fit, out / "plots", x=args.x, y=args.y, title=out.name):
+    studies = {}
+    for target in args.targets:
+        table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
+        try:
+            analysis = analyze_table(
+                table,
+                args.x,
+                args.y,
+                args.d,
+                args.c,
+                args.form,
+                args.holdout,
+                args.bootstrap,
+                args.seed,
+            )
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+        studies[table.out.name] = (table.ok, analysis)
+        if len(args.targets) == 1:
+            histories = read_histories(table.sweep_dir) if table.sweep_dir else None
+            paths = figures(
+                table.ok, analysis, table.out / "plots", histories, title=table.out.name
+            )
+    if len(args.targets) > 1:
+        paths = compare(studies, Path(args.out or "outputs/compare"))
+    for path in paths:
         console.print(f"wrote {path}")
     return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .results import find_study
+
+    path = find_study(args.targets[0])
+    return _analyse(args.targets[0], args, path.stem if path.is_file() else path.name)
 
 
 def cmd_ls(args) -> int:
@@ -287,8 +305,7 @@ def cmd_ls(args) -> int:
 
 def cmd_show(args) -> int:
     from .console import console, points_table
-    from .results import collect
-    from .sweep import BadInput
+    from .results import BadInput, collect
 
     path = Path(args.target)
     if not path.is_dir():
@@ -304,9 +321,21 @@ COMMANDS = {
     "run": cmd_run,
     "fit": cmd_fit,
     "plot": cmd_plot,
+    "report": cmd_report,
     "ls": cmd_ls,
     "show": cmd_show,
 }
+# what the end of `scale sweep` analyses: scale report's defaults
+ANALYSIS_DEFAULTS = argparse.Namespace(
+    x="params",
+    y="val_loss",
+    d=None,
+    c=None,
+    form="saturating",
+    holdout=None,
+    bootstrap=1000,
+    seed=0,
+)
 
 if __name__ == "__main__":
     sys.exit(main())

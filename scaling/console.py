@@ -148,3 +148,44 @@ def fit_table(fit) -> Table:
         lo_hi = fit.ci.get(name)
         table.add_row(name, f"{value:.4g}", f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else "")
     return table
+
+
+def analysis_tables(analysis) -> list:
+    """What ``scale fit`` prints: each law with intervals, the checks, the notes."""
+    out = [fit_table(f) for f in analysis.fits]
+    for fit, check in analysis.extrapolation.values():
+        t = Table(
+            title=f"extrapolation: {fit.law} fitted without the {len(check.held_out)} largest size(s)"
+        )
+        for col in ("size", "loss", "predicted", "rel. error"):
+            t.add_column(col, justify="right")
+        for r in check.rows:
+            t.add_row(
+                f"{r['x']:.4g}", f"{r['y']:.4f}", f"{r['predicted']:.4f}", f"{r['rel_error']:+.2%}"
+            )
+        t.caption = f"mean |rel. error| {check.mean_abs_rel_error:.2%}, RMS log error {check.rms_log_error:.4f}"
+        out.append(t)
+    fr = analysis.frontier
+    if fr is not None:
+        ci = lambda c: f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""  # noqa: E731
+        out.append(
+            f"compute-optimal frontier (C = {fr.flops_per_nd:.3g}·N·D): N_opt ∝ C^{fr.a:.3f}{ci(fr.a_ci)}, D_opt ∝ C^{fr.b:.3f}{ci(fr.b_ci)}"
+        )
+    if analysis.isoflop is not None:
+        iso = analysis.isoflop
+        t = Table(title="IsoFLOP minima (parabola in log N)")
+        for col in ("compute", "N_opt", "loss", "points", "at edge"):
+            t.add_column(col, justify="right")
+        for b in iso.budgets:
+            t.add_row(
+                f"{b['compute']:.3g}",
+                f"{b['n_opt']:.4g}",
+                f"{b['loss_opt']:.4f}",
+                str(b["points"]),
+                "yes" if b["at_edge"] else "",
+            )
+        if iso.exponent is not None:
+            t.caption = f"N_opt ∝ C^{iso.exponent:.3f}"
+        out.append(t)
+    out += [f"[yellow]note[/]: {n}" for n in analysis.notes]
+    return out

@@ -9,17 +9,28 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 
 LABELS = {
     "params": "parameters N",
     "params_nonembedding": "non-embedding parameters N",
     "flops_total": "training compute C (FLOPs)",
+    "flops_6nd": "training compute 6ND (FLOPs)",
     "train_examples": "training examples D",
     "train_tokens": "training tokens D",
+    "train_size": "unique training examples",
     "val_loss": "validation loss (nats)",
+    "best_val_loss": "best validation loss (nats)",
     "train_loss": "training loss (nats)",
     "val_accuracy": "validation accuracy",
+    "examples": "training examples seen",
+    "tokens": "training tokens seen",
 }
+EXTEND = 10.0  # the dashed extrapolation reaches this factor past the largest size
+
+
+def label(column: str) -> str:
+    return LABELS.get(column, column)
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -31,25 +42,218 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def loss_vs_size(
-    df, fit, out_dir: Path, x: str = "params", y: str = "val_loss", title: str | None = None
-) -> list[Path]:
-    """Loss against size on log-log axes: the points, the fitted law and its law in the legend."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.scatter(df[x], df[y], color="C0", zorder=3, label="points")
-    if fit is not None:
-        lo, hi = df[x].min(), df[x].max()
-        grid = np.logspace(np.log10(lo), np.log10(hi), 200)
-        ax.plot(grid, fit.predict(grid), color="C1", label=fit.describe(tex=True))
-        if fit.ci and "alpha" in fit.ci:
-            a_lo, a_hi = fit.ci["alpha"]
-            ax.plot([], [], " ", label=rf"$\alpha$ 95% CI [{a_lo:.3f}, {a_hi:.3f}]")
+def _loglog(ax, xlabel: str, ylabel: str, title: str | None):
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(LABELS.get(x, x))
-    ax.set_ylabel(LABELS.get(y, y))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
+
+
+def _draw_law(ax, fit, lo: float, hi: float, color, label_text: str | None, d=None):
+    """The law solid over [lo, hi], dashed over the extrapolated range, with its 95% band."""
+    inside = np.logspace(np.log10(lo), np.log10(hi), 100)
+    beyond = np.logspace(np.log10(hi), np.log10(hi * EXTEND), 50)
+    at = (lambda xs: None) if d is None else (lambda xs: np.full_like(xs, d))  # noqa: E731
+    ax.plot(inside, fit.predict(inside, at(inside)), color=color, label=label_text)
+    ax.plot(beyond, fit.predict(beyond, at(beyond)), color=color, linestyle="--")
+    if fit.draws is not None:
+        grid = np.concatenate([inside, beyond])
+        low, high = fit.predict_interval(grid, at(grid))
+        ax.fill_between(grid, low, high, color=color, alpha=0.15, linewidth=0)
+
+
+def loss_vs_size(df, analysis, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Loss against size (log-log): the points, the law with its 95% band, extrapolation dashed, held-out points marked."""
+    x, y = analysis.x, analysis.y
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    chin = [f for f in analysis.fits if f.form == "chinchilla"]
+    main = analysis.fits[0]
+    fit, held = main, []
+    if main.form in analysis.extrapolation:
+        fit, check = analysis.extrapolation[main.form]
+        held = check.held_out
+    is_held = df[x].isin(held)
+    if chin:
+        # a 2-D study: one colour per data size, each with its slice of L(N, D)
+        ds = np.sort(df[analysis.d].unique())
+        cmap = plt.get_cmap("viridis")
+        for i, dv in enumerate(ds):
+            color = cmap(i / max(1, len(ds) - 1))
+            sel = df[analysis.d] == dv
+            ax.scatter(
+                df.loc[sel, x],
+                df.loc[sel, y],
+                color=color,
+                zorder=3,
+                s=22,
+                label=f"{label(analysis.d)} = {dv:.3g}",
+            )
+            _draw_law(ax, chin[0], df[x].min(), df[x].max(), color, None, d=dv)
+        ax.plot([], [], color="gray", label=chin[0].describe(tex=True))
+    else:
+        ax.scatter(
+            df.loc[~is_held, x], df.loc[~is_held, y], color="C0", zorder=3, s=22, label="points"
+        )
+        if is_held.any():
+            ax.scatter(df.loc[is_held, x], df.loc[is_held, y], facecolors="none", edgecolors="C3",
+                       s=60, linewidths=1.5, zorder=4, label="held out (not fitted)")  # fmt: skip
+        fitted = df.loc[~is_held, x]
+        _draw_law(ax, fit, fitted.min(), fitted.max(), "C1", fit.describe(tex=True))
+        if fit.ci and "alpha" in fit.ci:
+            lo, hi = fit.ci["alpha"]
+            ax.plot([], [], " ", label=rf"$\alpha$ 95% CI [{lo:.3f}, {hi:.3f}]")
+    if analysis.spread:
+        s = analysis.spread
+        ax.errorbar([r["x"] for r in s], [r["mean"] for r in s], yerr=[r["std"] for r in s],
+                    fmt="none", ecolor="black", capsize=3, zorder=5, label="mean ± sd over seeds")  # fmt: skip
+    _loglog(ax, label(x), label(y), title)
     ax.legend(fontsize=8)
     return _save(fig, out_dir, f"loss_vs_{x}")
+
+
+def loss_vs_compute(df, analysis, compute, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Loss against training compute, coloured by size, with the compute-optimal frontier where there is one.
+
+    Args:
+        compute: the compute of each row: measured FLOPs, or 6·N·D for tables without them.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    sc = ax.scatter(
+        compute, df[analysis.y], c=df[analysis.x], cmap="viridis", norm=LogNorm(), zorder=3, s=22
+    )
+    fig.colorbar(sc, ax=ax, label=label(analysis.x))
+    if analysis.frontier is not None:
+        chin = next(f for f in analysis.fits if f.form == "chinchilla")
+        fr = analysis.frontier
+        c = np.logspace(np.log10(compute.min()), np.log10(compute.max() * EXTEND), 100)
+        ax.plot(c, chin.predict(fr.n_opt(c), fr.d_opt(c)), color="C3",
+                label=rf"frontier: $N_{{opt}} \propto C^{{{fr.a:.2f}}}$, $D_{{opt}} \propto C^{{{fr.b:.2f}}}$")  # fmt: skip
+    if analysis.isoflop is not None:
+        for b in analysis.isoflop.budgets:
+            ax.scatter([b["compute"]], [b["loss_opt"]], marker="*", s=150, color="C3" if not b["at_edge"] else "gray",
+                       edgecolors="black", zorder=5)  # fmt: skip
+        ax.scatter(
+            [], [], marker="*", s=150, color="C3", edgecolors="black", label="IsoFLOP minima"
+        )
+    measured = compute.name == "flops_total"
+    _loglog(
+        ax,
+        label("flops_total") if measured else "training compute 6ND (FLOPs)",
+        label(analysis.y),
+        title,
+    )
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return _save(fig, out_dir, "loss_vs_flops")
+
+
+def isoflop_curves(df, analysis, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Loss against size for each compute budget, with the parabola in log N and its minimum."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    cmap = plt.get_cmap("plasma")
+    budgets = analysis.isoflop.budgets
+    for i, b in enumerate(budgets):
+        color = cmap(i / max(1, len(budgets)))
+        sel = df[analysis.c] == b["compute"]
+        xs, ys = df.loc[sel, analysis.x].to_numpy(float), df.loc[sel, analysis.y].to_numpy(float)
+        ax.scatter(xs, ys, color=color, s=22, zorder=3, label=f"C = {b['compute']:.2g}")
+        p = np.polyfit(np.log(xs), ys, 2)
+        grid = np.logspace(np.log10(xs.min()), np.log10(xs.max()), 100)
+        ax.plot(grid, np.polyval(p, np.log(grid)), color=color, alpha=0.7)
+        ax.scatter(
+            [b["n_opt"]],
+            [b["loss_opt"]],
+            marker="*",
+            s=150,
+            color=color,
+            edgecolors="black",
+            zorder=5,
+        )
+    iso = analysis.isoflop
+    if iso.exponent is not None:
+        ax.plot([], [], " ", label=rf"$N_{{opt}} \propto C^{{{iso.exponent:.3f}}}$")
+    ax.set_xscale("log")
+    ax.set_xlabel(label(analysis.x))
+    ax.set_ylabel(label(analysis.y))
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "isoflop")
+
+
+def accuracy_vs_size(df, x: str, out_dir: Path, title: str | None = None) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    d = df.sort_values(x)
+    ax.plot(d[x], d["val_accuracy"], marker="o", color="C2")
+    ax.set_xscale("log")
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label("val_accuracy"))
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, out_dir, f"accuracy_vs_{x}")
+
+
+def learning_curves(
+    histories: dict, sizes: dict, out_dir: Path, title: str | None = None
+) -> list[Path]:
+    """Validation loss during training for every point, coloured by its size.
+
+    Args:
+        histories: point id -> history table (history.csv).
+        sizes: point id -> parameter count.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    norm = LogNorm(min(sizes.values()), max(max(sizes.values()), min(sizes.values()) * 1.01))
+    cmap = plt.get_cmap("viridis")
+    along = "tokens" if all(h["tokens"].notna().all() for h in histories.values()) else "examples"
+    for pid, h in sorted(histories.items(), key=lambda item: sizes[item[0]]):
+        ax.plot(h[along], h["val_loss"], color=cmap(norm(sizes[pid])), linewidth=1.2)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label("params"))
+    _loglog(ax, label(along), label("val_loss"), title)
+    return _save(fig, out_dir, "learning_curves")
+
+
+def compare(studies: dict, out_dir: Path) -> list[Path]:
+    """Several studies on one figure: each one's points and law.
+
+    Args:
+        studies: name -> (table, Analysis).
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    x = y = None
+    for i, (name, (df, analysis)) in enumerate(studies.items()):
+        x, y, color = analysis.x, analysis.y, f"C{i}"
+        ax.scatter(df[x], df[y], color=color, s=22, zorder=3)
+        fit = analysis.fits[0]
+        _draw_law(ax, fit, df[x].min(), df[x].max(), color, f"{name}: {fit.describe(tex=True)}")
+    _loglog(ax, label(x), label(y), "comparison")
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, f"compare_{x}")
+
+
+def figures(
+    df, analysis, out_dir: Path, histories: dict | None = None, title: str | None = None
+) -> list[Path]:
+    """Every figure the table supports; returns the PNG and SVG paths."""
+    paths = loss_vs_size(df, analysis, out_dir, title)
+    if "flops_total" in df and df["flops_total"].notna().all() and df["flops_total"].gt(0).all():
+        paths += loss_vs_compute(df, analysis, df["flops_total"], out_dir, title)
+    elif analysis.d is not None:
+        paths += loss_vs_compute(
+            df, analysis, (6 * df[analysis.x] * df[analysis.d]).rename("6nd"), out_dir, title
+        )
+    if analysis.isoflop is not None:
+        paths += isoflop_curves(df, analysis, out_dir, title)
+    if "val_accuracy" in df and df["val_accuracy"].notna().all() and len(df):
+        paths += accuracy_vs_size(df, analysis.x, out_dir, title)
+    if histories:
+        sizes = dict(zip(df["point_id"], df["params"])) if "point_id" in df else {}
+        histories = {k: v for k, v in histories.items() if k in sizes}
+        if histories:
+            paths += learning_curves(histories, sizes, out_dir, title)
+    return paths

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -66,12 +67,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(
+            fd, 0o666 & ~_umask()
+        )  # mkstemp makes 0600; results are for everyone who may read them
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, obj) -> None:
@@ -124,3 +134,85 @@ def write_results(sweep_dir: Path) -> pd.DataFrame:
     df = collect(sweep_dir)
     atomic_write_text(Path(sweep_dir) / "results.csv", df.to_csv(index=False))
     return df
+
+
+class BadInput(ValueError):
+    """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+@dataclass
+class Table:
+    """A study's points, read from a sweep folder or a CSV/Parquet file."""
+
+    all: pd.DataFrame  # every row, whatever its status
+    ok: pd.DataFrame  # the rows to analyse: status ok, needed columns numeric and positive
+    out: Path  # where analysis outputs go
+    sweep_dir: Path | None  # the sweep folder, when the input is one
+    excluded: dict  # reason -> rows left out
+
+
+def find_study(target: str) -> Path:
+    """A sweep folder, a sweep name under outputs/, or a file."""
+    path = Path(target)
+    if not path.exists() and (Path("outputs") / target).is_dir():
+        path = Path("outputs") / target
+    if not path.exists():
+        raise BadInput(f"no sweep folder or file at '{target}'")
+    return path
+
+
+def load_table(target: str, needed: list[str]) -> Table:
+    """Read a study and keep the rows that can be analysed; a table unfit for analysis is BadInput.
+
+    Rows whose status is not ok are left out and counted; so are rows where a needed
+    column is empty. A needed column that is missing, non-numeric or not positive is an error.
+    """
+    path = find_study(target)
+    if path.is_dir():
+        df, out, sweep_dir = collect(path), path, path
+    else:
+        try:
+            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        except Exception as e:  # noqa: BLE001 - pandas raises many kinds for a bad file
+            raise BadInput(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+        out, sweep_dir = path.with_name(f"{path.stem}_analysis"), None
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise BadInput(
+            f"{path} has no column {', '.join(missing)}; columns: {', '.join(map(str, df.columns))}"
+        )
+    excluded, ok = {}, df
+    if "status" in df.columns:
+        for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
+            excluded[f"status {status}"] = int(count)
+        ok = df[df["status"] == "ok"]
+    for c in needed:
+        values = pd.to_numeric(ok[c], errors="coerce")
+        bad_text = values.isna() & ok[c].notna()
+        if bad_text.any():
+            raise BadInput(
+                f"column {c} has {int(bad_text.sum())} non-numeric values, e.g. {ok.loc[bad_text, c].iloc[0]!r}"
+            )
+        if (values <= 0).any():
+            raise BadInput(
+                f"column {c} has {int((values <= 0).sum())} values ≤ 0; a log-log fit needs positive values"
+            )
+        if values.isna().any():
+            excluded[f"no {c}"] = int(values.isna().sum())
+        ok = ok.assign(**{c: values})[values.notna()]
+    if ok.empty:
+        raise BadInput(f"{path} has no rows to analyse")
+    return Table(all=df, ok=ok, out=out, sweep_dir=sweep_dir, excluded=excluded)
+
+
+def read_histories(sweep_dir: Path) -> dict:
+    """point id -> its history.csv as a table, for every point that has one."""
+    histories = {}
+    for path in sorted(Path(sweep_dir).glob("points/*/history.csv")):
+        try:
+            h = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            continue
+        if len(h):
+            histories[path.parent.name] = h
+    return histories

@@ -24,13 +24,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import config  # noqa: F401 - registers the schemas
-from .results import read_result, write_json
+from .results import BadInput, read_result, write_json
 
 CONFIG_NAME = "config"
-
-
-class BadInput(ValueError):
-    """A mistake in what the user asked for: reported in one line, exit code 2."""
 
 
 def conf_dir() -> Path:
@@ -240,8 +236,10 @@ def plan(
     return points, hydra_over
 
 
-def write_grid(out: Path, name: str, points: list[dict]) -> None:
-    """Write grid.json: this sweep's points added to those already in the folder."""
+def write_grid(
+    out: Path, name: str, points: list[dict], command: str = "", preset: Path | None = None
+) -> None:
+    """Write grid.json: this sweep's points added to those already in the folder, the command and the preset."""
     path = out / "grid.json"
     old = []
     with contextlib.suppress(OSError, json.JSONDecodeError, KeyError):

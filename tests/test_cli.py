@@ -25,7 +25,8 @@ def test_three_point_sweep_end_to_end(in_tmp, capsys):
         assert list(history["step"]) == [2, 4]
         assert json.loads((point / "result.json").read_text())["status"] == "ok"
     assert (out / "plots" / "loss_vs_params.png").stat().st_size > 0
-    assert json.loads((out / "fits.json").read_text())[0]["params"]["alpha"] is not None
+    assert json.loads((out / "fits.json").read_text())["fits"][0]["params"]["alpha"] is not None
+    assert (out / "report.html").exists() and (out / "plots" / "learning_curves.png").exists()
     grid = json.loads((out / "grid.json").read_text())["points"]
     assert len(grid) == 3
 

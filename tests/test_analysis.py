@@ -1,0 +1,132 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.cli import main
+from scaling.fit import extrapolation_check, fit_law, isoflop_minima
+
+CH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+def chinchilla(n, d):
+    return CH["E"] + CH["A"] * n ** -CH["alpha"] + CH["B"] * d ** -CH["beta"]
+
+
+@pytest.fixture
+def runs_csv(in_tmp):
+    """A published-style table: N, D and loss from Chinchilla's law with 1% noise, plus a failed row."""
+    rng = np.random.default_rng(0)
+    n = np.repeat(np.logspace(7, 10, 7), 4)
+    d = np.tile(np.logspace(9, 12, 4), 7)
+    df = pd.DataFrame(
+        {
+            "N": n,
+            "D": d,
+            "loss": chinchilla(n, d) * np.exp(rng.normal(0, 0.01, len(n))),
+            "status": "ok",
+        }
+    )
+    df.loc[len(df)] = {"N": 1e11, "D": 1e12, "loss": np.nan, "status": "failed"}
+    df.to_csv(in_tmp / "runs.csv", index=False)
+    return in_tmp / "runs.csv"
+
+
+def test_extrapolation_to_held_out_sizes_is_close_on_a_true_law():
+    rng = np.random.default_rng(1)
+    n = np.logspace(3, 7, 9)
+    y = (0.8 + 40 * n**-0.3) * np.exp(rng.normal(0, 0.005, len(n)))
+    fit, check = extrapolation_check(lambda x, y, d: fit_law(x, y), n, y, holdout=2)
+    assert check.held_out == list(n[-2:])
+    assert check.mean_abs_rel_error < 0.03 and check.rms_log_error < 0.03
+    assert fit.n_points == 7
+
+
+def test_isoflop_minima_give_the_chinchilla_exponent():
+    budgets = [1e17, 1e18, 1e19, 1e20]
+    n = np.concatenate([np.logspace(-1.2, 1.2, 7) * 0.1 * np.sqrt(c / 6) ** 0.9 for c in budgets])
+    c = np.repeat(budgets, 7)
+    iso = isoflop_minima(n, chinchilla(n, c / (6 * n)), c)
+    assert len(iso.budgets) == 4 and not any(b["at_edge"] for b in iso.budgets)
+    assert iso.exponent == pytest.approx(0.28 / 0.62, abs=0.03)
+
+
+def test_isoflop_minimum_at_the_edge_is_flagged():
+    n = np.array([1e6, 2e6, 4e6, 8e6])
+    iso = isoflop_minima(n, 3 - 0.1 * np.log(n), np.full(4, 1e18))
+    assert iso.budgets[0]["at_edge"] and iso.exponent is None
+
+
+def test_report_on_a_csv_with_two_variables(runs_csv, capsys):
+    assert (
+        main(["report", str(runs_csv), "--x", "N", "--y", "loss", "--d", "D", "--bootstrap", "100"])
+        == 0
+    )
+    out = runs_csv.parent / "runs_analysis"
+    fits = json.loads((out / "fits.json").read_text())
+    forms = [f["form"] for f in fits["fits"]]
+    assert forms == ["saturating", "chinchilla"]
+    chin = fits["fits"][1]
+    assert chin["params"]["alpha"] == pytest.approx(0.34, abs=0.06)
+    assert fits["frontier"]["a"] == pytest.approx(0.28 / 0.62, abs=0.06)
+    assert fits["excluded"] == {"status failed": 1}
+    assert "chinchilla" in fits["extrapolation"]
+    md = (out / "report.md").read_text()
+    assert (
+        "Compute-optimal frontier" in md
+        and "Extrapolation check" in md
+        and "1 points left out" in md
+    )
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "<table" in page
+    assert (out / "plots" / "loss_vs_N.svg").exists()
+
+
+def test_fit_prints_the_law_and_saves_fits(runs_csv, capsys):
+    assert main(["fit", str(runs_csv), "--x", "N", "--y", "loss", "--bootstrap", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "L = E + A·N^-α" in printed and "95% CI" in printed
+    assert (runs_csv.parent / "runs_analysis" / "fits.json").exists()
+
+
+def test_plot_compares_studies(runs_csv, in_tmp):
+    other = in_tmp / "other.csv"
+    df = pd.read_csv(runs_csv)
+    df.assign(loss=df["loss"] * 1.1).to_csv(other, index=False)
+    assert (
+        main(
+            [
+                "plot",
+                str(runs_csv),
+                str(other),
+                "--x",
+                "N",
+                "--y",
+                "loss",
+                "--bootstrap",
+                "20",
+                "--out",
+                "cmp",
+            ]
+        )
+        == 0
+    )
+    assert (in_tmp / "cmp" / "compare_N.png").stat().st_size > 0
+
+
+BAD_TABLES = [
+    ("size,loss\n1e3,2\n1e4,1.5\n1e5,1.2\n", "has no column N"),
+    ("N,loss\n1e3,2\n1e4,abc\n1e5,1.2\n", "non-numeric"),
+    ("N,loss\n1e3,2\n1e4,-1\n1e5,1.2\n1e6,1\n", "values ≤ 0"),
+    ("N,loss\n1e3,2\n1e4,1.5\n", "distinct N values"),
+    ("", "cannot read"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_TABLES)
+def test_bad_tables_are_one_line_errors(in_tmp, capsys, text, message):
+    (in_tmp / "t.csv").write_text(text)
+    assert main(["report", "t.csv", "--x", "N", "--y", "loss"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
