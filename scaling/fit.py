@@ -489,15 +489,11 @@ def analyze(df, x: str = "params", y: str = "val_loss", d: str | None = None, c:
                     result.notes.append(
                         f"the IsoFLOP minimum at C={b['compute']:.3g} lies at the edge of its sizes: an extrapolation, left out of the exponent"
                     )
-    grouped = df.groupby(x)[y]
-    for size, runs in grouped:
+    keys = replicas_of or [x] + ([d] if d else [])
+    for _, runs in df.groupby(keys, dropna=False):
         if len(runs) > 1:
-            result.spread.append(
-                {
-                    "x": float(size),
-                    "runs": len(runs),
-                    "mean": float(runs.mean()),
-                    "std": float(runs.std()),
-                }
-            )
+            result.spread.append({
+                "x": float(runs[x].iloc[0]), "runs": len(runs),
+                "mean": float(runs[y].mean()), "std": float(runs[y].std()),
+            })  # fmt: skip
     return result

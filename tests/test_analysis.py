@@ -71,6 +71,7 @@ def test_report_on_a_csv_with_two_variables(runs_csv, capsys):
     assert chin["params"]["alpha"] == pytest.approx(0.34, abs=0.06)
     assert fits["frontier"]["a"] == pytest.approx(0.28 / 0.62, abs=0.06)
     assert fits["excluded"] == {"status failed": 1}
+    assert fits["spread"] == []  # rows at one N differ in D: they are not repeated runs
     assert "chinchilla" in fits["extrapolation"]
     md = (out / "report.md").read_text()
     assert (

@@ -109,6 +109,12 @@ def test_fit_on_a_csv_without_the_columns(in_tmp, capsys):
     assert "has no column params, val_loss" in capsys.readouterr().err
 
 
+def test_repeated_seeds_give_a_spread(in_tmp):
+    assert main(["sweep", "mlp_width", "model.width=4,8,12", "trainer.seed=0,1", *TINY]) == 0
+    fits = json.loads((in_tmp / "outputs" / "mlp_width" / "fits.json").read_text())
+    assert len(fits["spread"]) == 3 and all(s["runs"] == 2 for s in fits["spread"])
+
+
 def test_ls_and_show(in_tmp, capsys):
     assert main(["sweep", "mlp_width", "model.width=4,8", *TINY]) == 0
     capsys.readouterr()
