@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
     )
+    s.add_argument(
+        "--max-failures", type=int, default=None, metavar="N", help="stop after N points in a row fail"
+    )
 
     r = sub.add_parser("run", help="train one point")
     r.add_argument("args", nargs="*", help="Hydra overrides")
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:  # a second Ctrl-C, after the first stopped the point
+        print("scale: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BadInput as e:
         print(f"scale {args.command}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -99,7 +105,7 @@ def _raise_interrupt(signum, frame):
 def cmd_sweep(args) -> int:
     from .console import SweepProgress, console, points_table
     from .results import write_results
-    from .sweep import find_preset, launch, plan, to_run, write_grid
+    from .sweep import failure_streak, find_preset, launch, plan, to_run, write_grid
 
     name, overrides = DEFAULT_PRESET, list(args.args)
     if overrides and "=" not in overrides[0]:
@@ -123,7 +129,7 @@ def cmd_sweep(args) -> int:
     if todo:
         try:
             with SweepProgress(out, todo):
-                launch(name, preset, todo, hydra_over, out)
+                launch(name, preset, todo, hydra_over, out, args.max_failures)
         except KeyboardInterrupt:
             interrupted = True
             console.print(
@@ -140,6 +146,10 @@ def cmd_sweep(args) -> int:
             f"[red]analysis failed[/]: {type(e).__name__}: {e} (the results are in {out}/results.csv)"
         )
     counts = mine["status"].value_counts().to_dict()
+    if args.max_failures and failure_streak(out) >= args.max_failures:
+        console.print(
+            f"[red]stopped[/]: {args.max_failures} points failed in a row; the rest stay pending"
+        )
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if interrupted:
         return EXIT_INTERRUPTED

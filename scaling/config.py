@@ -30,9 +30,8 @@ def _positive(obj, *names, allow_zero=False):
 @dataclass
 class ModelConfig:
     family: str = MISSING  # registry key in scaling.models
-    size: Any = (
-        None  # one knob: an integer (the family's rule) or a named size; sets the size fields
-    )
+    # one knob: an integer (the family's rule) or a named size; it sets the size fields
+    size: Any = None
     _group = "model"
 
 
@@ -240,6 +239,8 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None leaves torch's default
+    # steps between checkpoints; an interrupted point resumes from the last one
+    checkpoint_every: int | None = None
     _group = "trainer"
 
     def __post_init__(self):
@@ -265,6 +266,7 @@ class TrainerConfig:
             "eval_interval",
             "early_stop_patience",
             "threads",
+            "checkpoint_every",
         )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(
@@ -289,9 +291,10 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sweep: str = "run"  # the study's name (a preset's name)
     out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
-    points: list[dict[str, Any]] | None = (
-        None  # a preset's explicit points (paired settings), each a dict of overrides
-    )
+    # stop launching points after this many failures in a row (`scale sweep --max-failures`)
+    max_failures: int | None = None
+    # a preset's explicit points (paired settings), each a dict of overrides
+    points: list[dict[str, Any]] | None = None
 
 
 GROUPS = {

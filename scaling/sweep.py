@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import config  # noqa: F401 - registers the schemas
-from .results import BadInput, read_result, write_json
+from .results import BadInput, atomic_write_text, read_result, write_json
 
 CONFIG_NAME = "config"
 
@@ -265,11 +265,17 @@ def to_run(out: Path, points: list[dict], retry_failed: bool) -> list[dict]:
 
 
 def launch(
-    name: str, preset: Path | None, points: list[dict], hydra_over: list[str], out: Path
+    name: str,
+    preset: Path | None,
+    points: list[dict],
+    hydra_over: list[str],
+    out: Path,
+    max_failures: int | None = None,
 ) -> None:
     """Run the points with the configured Hydra launcher, as Hydra's multirun does."""
     from hydra._internal.callbacks import Callbacks
     from hydra.core.plugins import Plugins
+    from hydra.core.utils import JobStatus
     from hydra.types import HydraContext, RunMode
 
     # Hydra composes each job from the master's hydra.* overrides plus the job's own list
@@ -278,6 +284,9 @@ def launch(
         f"sweep={name}",
         f"out={out}",
     ]
+    if max_failures:
+        job_part.append(f"max_failures={max_failures}")
+    atomic_write_text(out / STREAK, "0")
     master = hydra_part + job_part + hydra_over
     with hydra_context() as hydra:
         cfg = hydra.compose_config(
@@ -290,17 +299,42 @@ def launch(
             task_function=run_job,
             config=cfg,
         )
-        launcher.launch([job_part + p["overrides"] for p in points], initial_job_idx=0)
+        returns = launcher.launch([job_part + p["overrides"] for p in points], initial_job_idx=0)
+    # a job raises only where the runner itself broke (train_point turns training errors into rows);
+    # say so rather than leave the point pending without a word
+    for ret in returns or []:
+        if ret.status == JobStatus.FAILED:
+            raise ret._return_value
         callbacks.on_multirun_end(config=cfg, config_name=CONFIG_NAME)
 
 
+STREAK = ".failure_streak"  # failures in a row, shared by the jobs of a sweep through the folder
+
+
+def failure_streak(out: Path) -> int:
+    try:
+        return int((Path(out) / STREAK).read_text())
+    except (OSError, ValueError):
+        return 0
+
+
 def run_job(cfg) -> str:
-    """Hydra's task function: train one point into ``out/points/<id>/`` unless it is done."""
+    """Hydra's task function: train one point into ``out/points/<id>/`` unless it is done.
+
+    With ``max_failures``, a point is not started once that many points in a row
+    have failed: it stays pending for the next run.
+    """
     from .train import identify, train_point
 
     cfg = prepare(cfg)
-    point_dir = Path(cfg.out) / "points" / identify(cfg)
+    out = Path(cfg.out)
+    point_dir = out / "points" / identify(cfg)
     done = read_result(point_dir)
     if done is not None and done["status"] == "ok":
         return "ok"
-    return train_point(cfg, point_dir)["status"]
+    if cfg.max_failures and failure_streak(out) >= cfg.max_failures:
+        return "skipped"
+    status = train_point(cfg, point_dir)["status"]
+    if status != "interrupted":
+        atomic_write_text(out / STREAK, "0" if status == "ok" else str(failure_streak(out) + 1))
+    return status

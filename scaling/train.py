@@ -106,6 +106,13 @@ class Batches:
         self.gen = torch.Generator(device=device).manual_seed(seed)
         self.order, self.pos = None, 0
 
+    def state(self) -> dict:
+        return {"gen": self.gen.get_state(), "order": self.order, "pos": self.pos}
+
+    def load_state(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self.order, self.pos = state["order"], state["pos"]
+
     def __next__(self):
         if self.lm:
             starts = torch.randint(
@@ -231,6 +238,8 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
         _finish(row, "interrupted", "interrupted by the user", history, point_dir)
         raise
     except torch.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next point starts with the memory this one held
         _finish(row, "oom", e, history, point_dir)
     except Diverged as e:
         _finish(row, "diverged", e, history, point_dir)
@@ -306,11 +315,26 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     train_model = torch.compile(model) if tr.compile else model
     eval_batch = max(tr.batch_size, 256)
     loss_sum = torch.zeros((), device=device)
-    since_eval, best, stale, step = 0, math.inf, 0, 0
-    train_time, t0 = 0.0, time.perf_counter()
+    since_eval, best, stale, start = 0, math.inf, 0, 0
+    train_time = 0.0
+    ckpt = None if point_dir is None else point_dir / "checkpoint.pt"
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        scaler.load_state_dict(state["scaler"])
+        batches.load_state(state["batches"])
+        loss_sum += state["loss_sum"]
+        since_eval, best, stale, start, train_time = (
+            state[k] for k in ("since_eval", "best", "stale", "step", "train_time")
+        )
+        history[:] = state["history"]
+        print(f"[{cfg.sweep}] resuming from the checkpoint at step {start}", flush=True)
+    step = start
+    t0 = time.perf_counter()
     with measure.PeakMemory(device) as mem:
         model.train()
-        for step in range(1, steps + 1):
+        for step in range(start + 1, steps + 1):
             lr = lr_at(step - 1, steps, cfg.optim)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -326,6 +350,18 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
             opt.zero_grad(set_to_none=True)
             loss_sum += loss.detach().float()
             since_eval += 1
+            if (
+                ckpt is not None
+                and tr.checkpoint_every
+                and step % tr.checkpoint_every == 0
+                and step != steps
+            ):
+                _save_checkpoint(ckpt, {
+                    "model": model.state_dict(), "opt": opt.state_dict(), "scaler": scaler.state_dict(),
+                    "batches": batches.state(), "loss_sum": loss_sum, "since_eval": since_eval, "best": best,
+                    "stale": stale, "step": step, "history": list(history),
+                    "train_time": train_time + time.perf_counter() - t0,
+                })  # fmt: skip
 
             if step % tr.eval_interval and step != steps:
                 continue
@@ -357,6 +393,8 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
             t0 = time.perf_counter()
 
     final = evaluate(model, data, device, autocast, eval_batch, final=True)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)  # the point is done: its result replaces the checkpoint
     d_examples = step * tr.batch_size
     d = step * examples_per_step
     row.update(final)
@@ -375,6 +413,13 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     peak = measure.peak_flops(device, dtype)
     row["mfu"] = flops_per_step * step / train_time / peak if peak and train_time > 0 else None
     row.update(data.info)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Save through a temporary file and rename, so a kill mid-save leaves the previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def _write_history(point_dir: Path | None, history: list) -> None:
@@ -404,6 +449,8 @@ def _finish(row: dict, status: str, error, history: list, point_dir: Path | None
         row["train_loss"] = history[-1]["train_loss"]
         row["val_loss"] = history[-1]["val_loss"]
     row["finished_at"] = _now()
+    if point_dir is not None and status in ("failed", "diverged", "oom"):
+        (point_dir / "checkpoint.pt").unlink(missing_ok=True)  # a retry starts clean
     if point_dir is not None:
         _write_history(point_dir, history)
         write_json(point_dir / "result.json", row)
