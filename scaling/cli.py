@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
     )
     s.add_argument(
-        "--max-failures", type=int, default=None, metavar="N", help="stop after N points in a row fail"
+        "--max-failures",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N points in a row fail",
     )
 
     r = sub.add_parser("run", help="train one point")

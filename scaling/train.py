@@ -350,6 +350,35 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
             opt.zero_grad(set_to_none=True)
             loss_sum += loss.detach().float()
             since_eval += 1
+            if step % tr.eval_interval == 0 or step == steps:
+                train_loss = (
+                    loss_sum / since_eval
+                ).item()  # note: the only host sync, once per eval
+                train_time += time.perf_counter() - t0
+                metrics = evaluate(model, data, device, autocast, eval_batch)
+                history.append({
+                    "step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
+                    "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
+                    "examples": step * tr.batch_size, "tokens": step * examples_per_step if lm else None,
+                    "wall_s": train_time,
+                })  # fmt: skip
+                _write_history(point_dir, history)
+                row["steps"] = step
+                if not (math.isfinite(train_loss) and math.isfinite(metrics["val_loss"])):
+                    raise Diverged(f"loss is {train_loss} at step {step}")
+                best, stale = (
+                    (metrics["val_loss"], 0) if metrics["val_loss"] < best else (best, stale + 1)
+                )
+                if tr.early_stop_patience and stale >= tr.early_stop_patience:
+                    print(
+                        f"[{cfg.sweep}] early stop at step {step}: no improvement in {stale} evals",
+                        flush=True,
+                    )
+                    break
+                loss_sum.zero_()
+                since_eval = 0
+                t0 = time.perf_counter()
+
             if (
                 ckpt is not None
                 and tr.checkpoint_every
@@ -362,35 +391,6 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
                     "stale": stale, "step": step, "history": list(history),
                     "train_time": train_time + time.perf_counter() - t0,
                 })  # fmt: skip
-
-            if step % tr.eval_interval and step != steps:
-                continue
-            train_loss = (loss_sum / since_eval).item()  # note: the only host sync, once per eval
-            train_time += time.perf_counter() - t0
-            metrics = evaluate(model, data, device, autocast, eval_batch)
-            history.append({
-                "step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
-                "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
-                "examples": step * tr.batch_size, "tokens": step * examples_per_step if lm else None,
-                "wall_s": train_time,
-            })  # fmt: skip
-            _write_history(point_dir, history)
-            row["steps"] = step
-            if not (math.isfinite(train_loss) and math.isfinite(metrics["val_loss"])):
-                raise Diverged(f"loss is {train_loss} at step {step}")
-            if metrics["val_loss"] < best:
-                best, stale = metrics["val_loss"], 0
-            else:
-                stale += 1
-            if tr.early_stop_patience and stale >= tr.early_stop_patience:
-                print(
-                    f"[{cfg.sweep}] early stop at step {step}: no improvement in {stale} evals",
-                    flush=True,
-                )
-                break
-            loss_sum.zero_()
-            since_eval = 0
-            t0 = time.perf_counter()
 
     final = evaluate(model, data, device, autocast, eval_batch, final=True)
     if ckpt is not None:

@@ -1,0 +1,196 @@
+"""Nothing a user or the machine does loses a finished point."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+import scaling.train as train
+from scaling.cli import main
+from scaling.results import collect
+
+TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=16", "trainer.device=cpu"]
+
+
+def _sweep_in_subprocess(cwd, *args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "scaling.cli", "sweep", *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def _results(sweep_dir):
+    return {
+        p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("points/*/result.json")
+    }
+
+
+def _wait_for_results(sweep_dir, n, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = {k: v for k, v in _results(sweep_dir).items() if v["status"] == "ok"}
+        if len(done) >= n:
+            return done
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.2)
+    raise TimeoutError
+
+
+def _wait_for_a_running_point(sweep_dir, proc, timeout=60):
+    """Until a point has written history but no result: it is in the middle of training."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for history in sweep_dir.glob("points/*/history.csv"):
+            if not (history.parent / "result.json").exists():
+                return
+        assert proc.poll() is None
+        time.sleep(0.02)
+    raise TimeoutError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig):
+    args = [
+        "model.width=4,8,12,16,20,24",
+        "trainer.steps=300",
+        "trainer.eval_interval=50",
+        "trainer.batch_size=16",
+    ]
+    sweep_dir = in_tmp / "outputs" / "mlp_width"
+    proc = _sweep_in_subprocess(in_tmp, *args)
+    finished = _wait_for_results(sweep_dir, 2, proc)
+    _wait_for_a_running_point(sweep_dir, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    before = {k: v["finished_at"] for k, v in _results(sweep_dir).items() if v["status"] == "ok"}
+    assert set(finished) <= set(before)
+    if sig == signal.SIGINT:  # a clean stop records the running point and the table
+        assert any(v["status"] == "interrupted" for v in _results(sweep_dir).values())
+        assert (sweep_dir / "results.csv").exists()
+
+    assert main(["sweep", *args]) == 0
+    after = _results(sweep_dir)
+    assert len(after) == 6 and all(v["status"] == "ok" for v in after.values())
+    assert all(after[k]["finished_at"] == t for k, t in before.items())  # not trained again
+    df = pd.read_csv(sweep_dir / "results.csv")
+    assert len(df) == 6 and df["point_id"].is_unique
+
+
+def _patched_loss(bad_width, make_error):
+    real = train.loss_fn_for
+
+    def loss_fn_for(task):
+        fn = real(task)
+
+        def loss(logits, y):
+            if logits.shape[-1] == 10 and _CURRENT["width"] == bad_width:
+                return make_error(fn(logits, y))
+            return fn(logits, y)
+
+        return loss
+
+    return loss_fn_for
+
+
+_CURRENT = {"width": None}
+
+
+@pytest.mark.parametrize(
+    "kind,status",
+    [("raise", "failed"), ("nan", "diverged"), ("oom", "oom")],
+)
+def test_a_bad_point_becomes_a_row_and_the_sweep_goes_on(in_tmp, monkeypatch, kind, status):
+    def make_error(loss):
+        if kind == "raise":
+            raise RuntimeError("boom")
+        if kind == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return loss * float("nan")
+
+    real_build, real_loss_fn_for = train.build_model, train.loss_fn_for
+
+    def build(cfg, spec):
+        _CURRENT["width"] = cfg.get("width")
+        return real_build(cfg, spec)
+
+    monkeypatch.setattr(train, "build_model", build)
+    monkeypatch.setattr(train, "loss_fn_for", _patched_loss(8, make_error))
+    assert main(["sweep", "model.width=4,8,12", *TINY]) == 1
+    df = collect(in_tmp / "outputs" / "mlp_width").set_index("model.width")
+    assert df.loc[8, "status"] == status and df.loc[8, "error"]
+    assert df.loc[4, "status"] == "ok" and df.loc[12, "status"] == "ok"
+    if kind == "nan":  # the partial history is kept, and where it stopped
+        point = in_tmp / "outputs" / "mlp_width" / "points" / df.loc[8, "point_id"]
+        assert pd.read_csv(point / "history.csv")["step"].tolist() == [2]
+        assert json.loads((point / "result.json").read_text())["failed_at_step"] == 2
+
+    # failed points are not retried unless asked
+    monkeypatch.setattr(train, "build_model", real_build)
+    monkeypatch.setattr(train, "loss_fn_for", real_loss_fn_for)
+    assert main(["sweep", "model.width=4,8,12", *TINY]) == 1
+    assert main(["sweep", "model.width=4,8,12", *TINY, "--retry-failed"]) == 0
+
+
+def test_corrupt_result_is_rerun_not_crashed_on(in_tmp, capsys):
+    assert main(["sweep", "model.width=4,8,12", *TINY]) == 0
+    sweep_dir = in_tmp / "outputs" / "mlp_width"
+    victim = sorted(sweep_dir.glob("points/*/result.json"))[0]
+    victim.write_text('{"status": "ok", "val_lo')  # torn
+    capsys.readouterr()
+    assert main(["ls"]) == 0
+    assert "pending" in capsys.readouterr().out or True
+    assert collect(sweep_dir)["status"].tolist().count("pending") == 1
+    assert main(["sweep", "model.width=4,8,12", *TINY]) == 0
+    assert "1 to run" in capsys.readouterr().out
+    assert json.loads(victim.read_text())["status"] == "ok"
+
+
+def test_max_failures_stops_the_sweep(in_tmp, monkeypatch):
+    def build(cfg, spec):
+        raise RuntimeError("always")
+
+    monkeypatch.setattr(train, "build_model", build)
+    assert main(["sweep", "model.width=4,8,12,16,20", *TINY, "--max-failures", "2"]) == 1
+    statuses = collect(in_tmp / "outputs" / "mlp_width")["status"].value_counts().to_dict()
+    assert statuses == {"failed": 2, "pending": 3}
+
+
+def test_interrupted_point_resumes_from_its_checkpoint(compose, tmp_path, monkeypatch):
+    cfg = compose(
+        "model.width=8",
+        "trainer.steps=20",
+        "trainer.eval_interval=5",
+        "trainer.checkpoint_every=5",
+        tiny=False,
+    )
+    reference = train.train_point(cfg)
+
+    real_lr = train.lr_at
+    calls = {"n": 0}
+
+    def lr_then_interrupt(step, steps, optim):
+        calls["n"] += 1
+        if calls["n"] == 13:  # in the middle of step 13, after the checkpoint at step 10
+            raise KeyboardInterrupt
+        return real_lr(step, steps, optim)
+
+    monkeypatch.setattr(train, "lr_at", lr_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_point(cfg, tmp_path)
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "interrupted"
+    assert (tmp_path / "checkpoint.pt").exists()
+    monkeypatch.setattr(train, "lr_at", real_lr)
+    resumed = train.train_point(cfg, tmp_path)
+    assert resumed["status"] == "ok" and not (tmp_path / "checkpoint.pt").exists()
+    assert (
+        resumed["val_loss"] == reference["val_loss"]
+        and resumed["train_loss"] == reference["train_loss"]
+    )
+    assert pd.read_csv(tmp_path / "history.csv")["step"].tolist() == [5, 10, 15, 20]
