@@ -186,12 +186,39 @@ def check_shapes(cfg, specs: dict) -> int:
         with torch.device("meta"):
             model = build_model(cfg.model, spec)
         params = param_counts(model)["total"]
-        if cfg.trainer.budget != "flops":
-            per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
-            plan_steps(cfg.trainer, params, per_step, train_size, 1)
+        per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
+        flops = (
+            _meta_flops(model, spec, cfg.trainer.batch_size) if cfg.trainer.budget == "flops" else 1
+        )
+        plan_steps(cfg.trainer, params, per_step, train_size, flops)
     except (ValueError, FileNotFoundError, OSError) as e:
         raise BadInput(str(e).splitlines()[0]) from None
     return params
+
+
+def _meta_flops(model, spec, batch_size: int) -> int:
+    """FLOPs of a training step counted on the meta device: no memory, no compute.
+
+    Close to the measured count (attention's math path is counted on meta), enough
+    to refuse a FLOPs budget that buys no step.
+    """
+    import torch
+
+    from .measure import training_flops
+    from .train import loss_fn_for
+
+    with torch.device("meta"):
+        if spec.kind == "tokens":
+            x = torch.zeros(batch_size, *spec.input_shape, dtype=torch.long)
+            y = x
+        else:
+            x = torch.zeros(batch_size, *spec.input_shape)
+            y = (
+                torch.zeros(batch_size, dtype=torch.long)
+                if spec.task == "classification"
+                else torch.zeros(batch_size, spec.n_outputs)
+            )
+        return training_flops(model, x, y, loss_fn_for(spec.task))["total"]
 
 
 def label(point: list[str], varying: set[str]) -> str:

@@ -91,6 +91,15 @@ BAD = [
     (["run", "trainer.budget=tokens"], "trainer.budget must be one of"),
     (["run", "model=transformer", "model.size=huge"], "unknown size 'huge'"),
     (["fit", "no/such/folder"], "no sweep folder or file"),
+    (["sweep", "trainer.batch_size=0"], "trainer.batch_size must be > 0"),
+    (["sweep", "optim.lr=-0.1"], "optim.lr must be > 0"),
+    (["sweep", "trainer.precision=fp8"], "trainer.precision must be"),
+    (["sweep", "trainer.steps=ten"], "trainer.steps"),
+    (["run", "data=tokens", "data.path=/no/such/dir"], "data.path has no train.bin"),
+    (["run", "model=rnn", "model.cell=rnn"], "model.cell must be lstm or gru"),
+    (["run", "trainer.budget=flops", "trainer.target_flops=1000"], "gives 0 steps"),
+    (["run", "data=digits", "data.train_size=5000"], "more than the"),
+    (["sweep", "mlp_width", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'"),
 ]
 
 
