@@ -206,11 +206,16 @@ class OptimConfig:
     schedule: str = "cosine"  # cosine | constant
     min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    # none: lr for every size; width: lr·base_width/width (the family's width field), lr ∝ 1/width
+    lr_scaling: str = "none"
+    base_width: int = 64
     _group = "optim"
 
     def __post_init__(self):
         if self.name not in ("adamw", "sgd"):
             raise ValueError(f"optim.name must be adamw or sgd, got '{self.name}'")
+        if self.lr_scaling not in ("none", "width"):
+            raise ValueError(f"optim.lr_scaling must be none or width, got '{self.lr_scaling}'")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"optim.schedule must be cosine or constant, got '{self.schedule}'")
         _positive(self, "lr")

@@ -12,7 +12,11 @@ from disk.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
+import tempfile
+import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -175,7 +179,7 @@ def check_shapes(cfg, specs: dict) -> int:
     from .data import load_data
     from .measure import param_counts
     from .models import build_model
-    from .train import plan_steps
+    from .train import peak_lr, plan_steps
 
     key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
     try:
@@ -186,6 +190,7 @@ def check_shapes(cfg, specs: dict) -> int:
         with torch.device("meta"):
             model = build_model(cfg.model, spec)
         params = param_counts(model)["total"]
+        peak_lr(cfg)
         per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
         flops = (
             _meta_flops(model, spec, cfg.trainer.batch_size) if cfg.trainer.budget == "flops" else 1
@@ -223,11 +228,15 @@ def _meta_flops(model, spec, batch_size: int) -> int:
 
 def label(point: list[str], varying: set[str]) -> str:
     """A short name for a point: the settings that differ between points, keys without their group."""
-    parts = [o for o in point if o.split("=")[0] in varying]
-    return (
-        " ".join(o.split("=")[0].split(".")[-1] + "=" + o.split("=", 1)[1] for o in parts)
-        or "default"
-    )
+
+    def short(value: str) -> str:
+        try:
+            return f"{float(value):g}" if "." in value or "e" in value.lower() else value
+        except ValueError:
+            return value
+
+    parts = [o.split("=", 1) for o in point if o.split("=")[0] in varying]
+    return " ".join(f"{key.split('.')[-1]}={short(value)}" for key, value in parts) or "default"
 
 
 def plan(
@@ -345,6 +354,62 @@ def failure_streak(out: Path) -> int:
         return 0
 
 
+GPU_LOCKS = Path(tempfile.gettempdir()) / "scaling-gpu-locks"
+
+
+@contextlib.contextmanager
+def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0):
+    """Hold one of ``n_devices`` devices for the duration of the block: yields its index.
+
+    A lock file per device, locked with ``flock``, so concurrent jobs on one machine
+    (joblib workers, several sweeps) never share a device and none runs on none; a
+    job that finds every device taken waits. The lock is released if the job dies.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        for i in range(n_devices):
+            handle = open(lock_dir / f"device{i}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield i
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        time.sleep(poll)
+
+
+def _job_resources(cfg) -> contextlib.AbstractContextManager:
+    """Per job, not per process (joblib reuses workers): CPU threads and, on a multi-GPU node, a GPU.
+
+    Returns a context that holds the GPU while the point trains.
+    """
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+
+    launcher = HydraConfig.get().launcher if HydraConfig.initialized() else {}
+    n_jobs = (
+        launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
+    )
+    if cfg.trainer.threads is None and n_jobs and n_jobs > 0:
+        cfg.trainer.threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    n_gpus = torch.cuda.device_count() if cfg.trainer.device in ("auto", "cuda") else 0
+    if n_gpus <= 1:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def hold():
+        with device_slot(n_gpus) as i:
+            cfg.trainer.device = f"cuda:{i}"
+            yield
+
+    return hold()
+
+
 def run_job(cfg) -> str:
     """Hydra's task function: train one point into ``out/points/<id>/`` unless it is done.
 
@@ -361,7 +426,8 @@ def run_job(cfg) -> str:
         return "ok"
     if cfg.max_failures and failure_streak(out) >= cfg.max_failures:
         return "skipped"
-    status = train_point(cfg, point_dir)["status"]
+    with _job_resources(cfg):
+        status = train_point(cfg, point_dir)["status"]
     if status != "interrupted":
         atomic_write_text(out / STREAK, "0" if status == "ok" else str(failure_streak(out) + 1))
     return status

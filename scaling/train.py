@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from . import measure
 from .data import fingerprint, load_data
-from .models import build_model
+from .models import build_model, family
 from .results import COLUMNS, atomic_write_text, point_id, point_identity, write_json
 
 HISTORY_COLUMNS = (
@@ -57,16 +57,27 @@ def resolve_dtype(precision: str, device: torch.device) -> str:
     return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
 
 
-def lr_at(step: int, steps: int, optim) -> float:
-    """Linear warmup over ``optim.warmup``·steps, then cosine down to ``min_lr_ratio``·lr (or constant)."""
+def peak_lr(cfg) -> float:
+    """The point's learning rate: ``optim.lr``, or with ``lr_scaling=width`` lr·base_width/width."""
+    if cfg.optim.lr_scaling == "none":
+        return cfg.optim.lr
+    field = family(cfg.model.family).WIDTH
+    if field is None:
+        raise ValueError(f"optim.lr_scaling=width: the {cfg.model.family} family has no width")
+    return cfg.optim.lr * cfg.optim.base_width / cfg.model[field]
+
+
+def lr_at(step: int, steps: int, optim, peak: float | None = None) -> float:
+    """Linear warmup over ``optim.warmup``·steps, then cosine down to ``min_lr_ratio``·peak (or constant)."""
+    peak = optim.lr if peak is None else peak
     warmup = int(optim.warmup * steps)
     if step < warmup:
-        return optim.lr * (step + 1) / warmup
+        return peak * (step + 1) / warmup
     if optim.schedule == "constant":
-        return optim.lr
+        return peak
     progress = (step - warmup) / max(1, steps - warmup)
-    floor = optim.lr * optim.min_lr_ratio
-    return floor + (optim.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    floor = peak * optim.min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def loss_fn_for(task: str):
@@ -221,7 +232,6 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
         "dataset": cfg.data.name,
         "seed": cfg.trainer.seed,
         "batch_size": cfg.trainer.batch_size,
-        "lr": cfg.optim.lr,
         "world_size": 1,
         "torch_version": torch.__version__,
         "started_at": _now(),
@@ -252,6 +262,7 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
 
 def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     tr = cfg.trainer
+    row["lr"] = peak_lr(cfg)
     if tr.threads:
         torch.set_num_threads(tr.threads)
     random.seed(tr.seed)
@@ -335,7 +346,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     with measure.PeakMemory(device) as mem:
         model.train()
         for step in range(start + 1, steps + 1):
-            lr = lr_at(step - 1, steps, cfg.optim)
+            lr = lr_at(step - 1, steps, cfg.optim, row["lr"])
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = next(batches)

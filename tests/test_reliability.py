@@ -175,11 +175,11 @@ def test_interrupted_point_resumes_from_its_checkpoint(compose, tmp_path, monkey
     real_lr = train.lr_at
     calls = {"n": 0}
 
-    def lr_then_interrupt(step, steps, optim):
+    def lr_then_interrupt(step, steps, optim, peak=None):
         calls["n"] += 1
         if calls["n"] == 13:  # in the middle of step 13, after the checkpoint at step 10
             raise KeyboardInterrupt
-        return real_lr(step, steps, optim)
+        return real_lr(step, steps, optim, peak)
 
     monkeypatch.setattr(train, "lr_at", lr_then_interrupt)
     with pytest.raises(KeyboardInterrupt):

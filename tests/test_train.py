@@ -102,3 +102,15 @@ def test_a_failing_point_is_a_row_and_the_sweep_goes_on(in_tmp, monkeypatch):
     df = pd.read_csv(in_tmp / "outputs" / "mlp_width" / "results.csv").set_index("model.width")
     assert df.loc[8, "status"] == "failed" and "boom" in df.loc[8, "error"]
     assert df.loc[4, "status"] == "ok" and df.loc[12, "status"] == "ok"
+
+
+def test_learning_rate_can_follow_width(compose):
+    narrow = train_point(
+        compose("model.width=32", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002")
+    )
+    wide = train_point(
+        compose(
+            "model.width=128", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002"
+        )
+    )
+    assert narrow["lr"] == pytest.approx(0.004) and wide["lr"] == pytest.approx(0.001)

@@ -6,6 +6,7 @@
 
 from torch import nn
 
+WIDTH = "channels"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {
     "debug": {"channels": 4, "depth": 1},

@@ -2,6 +2,7 @@
 
 from torch import nn
 
+WIDTH = "width"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {
     "debug": {"width": 8, "depth": 1},

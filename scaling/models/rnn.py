@@ -8,6 +8,7 @@ predicts the next token at every step.
 import torch
 from torch import nn
 
+WIDTH = "hidden"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image", "tokens")
 SIZES = {
     "debug": {"hidden": 8, "layers": 1},

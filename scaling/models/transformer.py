@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+WIDTH = "d_model"  # the field that optim.lr_scaling=width reads
 KINDS = ("tokens", "vector", "image")
 SIZES = {
     "debug": {"d_model": 16, "n_layer": 1, "n_head": 2},
