@@ -75,24 +75,30 @@ def model_bytes(model: nn.Module) -> int:
 class PeakMemory:
     """Peak memory of the block: allocated device memory on CUDA, the rise of process RSS on CPU.
 
-    RSS is sampled by a background thread (``ru_maxrss`` never falls, so it cannot
-    measure one point of many).
+    On Linux the kernel's RSS high-water mark is reset at the start (``/proc/self/clear_refs``)
+    and read at the end: exact, and nothing runs beside the training loop. Elsewhere a
+    background thread samples RSS (``ru_maxrss`` never falls, so it cannot measure one
+    point of many).
     """
 
     def __init__(self, device: torch.device, interval: float = 0.05):
         self.device, self.interval = device, interval
         self.peak = 0
+        self._thread = None
 
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
             return self
         self._proc = psutil.Process()
         self._base = self._max = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the high-water mark to the current RSS
+        except OSError:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
         return self
 
     def _sample(self):
@@ -103,12 +109,22 @@ class PeakMemory:
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             self.peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._thread is None:
+            self.peak = max(0, _high_water_mark() - self._base)
         else:
             self._stop.set()
             self._thread.join()
-            self._max = max(self._max, self._proc.memory_info().rss)
-            self.peak = self._max - self._base
+            self.peak = max(self._max, self._proc.memory_info().rss) - self._base
         return False
+
+
+def _high_water_mark() -> int:
+    """Peak RSS since the last reset, in bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
 
 
 # Dense peak FLOP/s (no sparsity) by device-name fragment: (bf16/fp16, fp32 without TF32).

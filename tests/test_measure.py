@@ -92,3 +92,15 @@ def test_transformer_flops_are_6nd_plus_attention():
     head = 6 * 64 * V * tokens
     assert f["analytic"] == attention
     assert f["total"] == 6 * blocks * tokens + head + attention
+
+
+def test_peak_memory_sees_a_large_allocation_on_cpu():
+    from scaling.measure import PeakMemory
+
+    with PeakMemory(torch.device("cpu")) as big:
+        x = torch.ones(50_000_000)  # 200 MB, touched
+        del x
+    with PeakMemory(torch.device("cpu")) as small:
+        torch.ones(10)
+    assert big.peak >= 150_000_000
+    assert small.peak < big.peak / 10  # the mark was reset: the next block does not inherit it
