@@ -44,12 +44,30 @@ def param_counts(model: nn.Module) -> dict:
     return counts
 
 
+def layer_flops(forward: int, input_grad: bool) -> int:
+    """Training FLOPs of a matmul or convolution whose forward costs ``forward``.
+
+    Forward, the weight gradient (another forward's worth) and, where the layer's
+    input needs a gradient, the input gradient (one more): 3× forward, or 2× for a
+    first layer on raw data.
+    """
+    return forward * (3 if input_grad else 2)
+
+
+def analytic_training_flops(model: nn.Module, x: torch.Tensor) -> int | None:
+    """The family's closed-form FLOPs of a training step (its ``analytic_flops``), or None."""
+    fn = getattr(model, "analytic_flops", None)
+    return fn(x) if fn else None
+
+
 def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> dict:
     """FLOPs of one training step (forward + backward) on batch ``(x, y)``.
 
     Returns ``counter`` (what FlopCounterMode saw, attention kernels excluded),
-    ``analytic`` (what the model counts itself) and ``total``, the sum of the
-    counter's count outside the model's ``uncounted_modules`` and the analytic part.
+    ``uncounted`` (what the model counts itself where the counter misses),
+    ``total``, the counter's count outside the model's ``uncounted_modules`` plus
+    the uncounted part, and ``analytic``, the family's closed form for the whole
+    step (a cross-check: ``warn_if_apart`` compares it with ``total``).
     """
     with FlopCounterMode(display=False, custom_mapping=_ATTENTION_OPS) as counter:
         loss_fn(model(x), y).backward()
@@ -60,9 +78,27 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) 
         sum(counts.get(f"{root}.{name}", {}).values())
         for name in getattr(model, "uncounted_modules", ())
     )
-    analytic = model.uncounted_flops(x) if hasattr(model, "uncounted_flops") else 0
+    uncounted = model.uncounted_flops(x) if hasattr(model, "uncounted_flops") else 0
     measured = counter.get_total_flops()
-    return {"counter": measured, "analytic": analytic, "total": measured - skipped + analytic}
+    return {
+        "counter": measured,
+        "uncounted": uncounted,
+        "total": measured - skipped + uncounted,
+        "analytic": analytic_training_flops(model, x),
+    }
+
+
+def flops_disagreement(flops: dict, tolerance: float = 0.05) -> str | None:
+    """A warning when the measured and the closed-form counts differ by more than ``tolerance``."""
+    if not flops.get("analytic"):
+        return None
+    gap = abs(flops["total"] - flops["analytic"]) / flops["analytic"]
+    if gap <= tolerance:
+        return None
+    return (
+        f"measured FLOPs per step ({flops['total']:,}) and the closed form ({flops['analytic']:,}) "
+        f"differ by {gap:.1%}"
+    )
 
 
 def model_bytes(model: nn.Module) -> int:

@@ -12,6 +12,7 @@ import contextlib
 import math
 import random
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -296,6 +297,9 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
         flops_counter=flops["counter"],
         flops_analytic=flops["analytic"],
     )
+    disagreement = measure.flops_disagreement(flops)
+    if disagreement:
+        warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
     print(
         f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
         f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}",

@@ -4,7 +4,11 @@
 2-D for images.
 """
 
+import math
+
 from torch import nn
+
+from ..measure import layer_flops
 
 WIDTH = "channels"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
@@ -47,6 +51,24 @@ class CNN(nn.Module):
         if not self.two_d:
             x = x.unsqueeze(1)  # (B, F) -> (B, 1, F)
         return self.head(self.pool(self.features(x)).flatten(1))
+
+    def analytic_flops(self, x) -> int:
+        """2·B·C_out·C_in·k^dims per output position per conv ("same" padding keeps the size), and the head."""
+        positions = math.prod(x.shape[2:]) if self.two_d else x.shape[1]
+        total = 0
+        for i, conv in enumerate(m for m in self.features if isinstance(m, (nn.Conv1d, nn.Conv2d))):
+            forward = (
+                2
+                * x.shape[0]
+                * conv.out_channels
+                * conv.in_channels
+                * math.prod(conv.kernel_size)
+                * positions
+            )
+            total += layer_flops(forward, input_grad=i > 0)
+        return total + layer_flops(
+            2 * x.shape[0] * self.head.in_features * self.head.out_features, input_grad=True
+        )
 
 
 def build(cfg, spec):

@@ -2,6 +2,8 @@
 
 from torch import nn
 
+from .mlp import MLP
+
 WIDTH = None  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {"debug": {}}
@@ -15,4 +17,4 @@ def build(cfg, spec):
     n_in = 1
     for d in spec.input_shape:
         n_in *= d
-    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, spec.n_outputs))
+    return MLP(nn.Flatten(), nn.Linear(n_in, spec.n_outputs))

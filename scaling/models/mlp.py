@@ -2,6 +2,8 @@
 
 from torch import nn
 
+from ..measure import layer_flops
+
 WIDTH = "width"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {
@@ -33,4 +35,14 @@ def build(cfg, spec):
             ACTIVATIONS[cfg.activation](),
         ]
     layers.append(nn.Linear(cfg.width if cfg.depth else n_in, spec.n_outputs))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
+
+
+class MLP(nn.Sequential):
+    def analytic_flops(self, x) -> int:
+        """2·B·in·out per layer forward; the first layer reads raw data (no input gradient)."""
+        linears = [m for m in self if isinstance(m, nn.Linear)]
+        return sum(
+            layer_flops(2 * x.shape[0] * m.in_features * m.out_features, input_grad=i > 0)
+            for i, m in enumerate(linears)
+        )

@@ -8,6 +8,8 @@ predicts the next token at every step.
 import torch
 from torch import nn
 
+from ..measure import layer_flops
+
 WIDTH = "hidden"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image", "tokens")
 SIZES = {
@@ -73,6 +75,14 @@ class RNN(nn.Module):
             input_grad = ih if (layer > 0 or self.kind == "tokens") else 0
             total += (ih + hh) + (ih + hh) + (hh + input_grad)
         return total
+
+    def analytic_flops(self, x: torch.Tensor) -> int:
+        """The recurrent layers (above) and the head, at every step for language modelling."""
+        rows = x.shape[0] * (x.shape[1] if self.kind == "tokens" else 1)
+        head = layer_flops(
+            2 * rows * self.head.in_features * self.head.out_features, input_grad=True
+        )
+        return self.uncounted_flops(x) + head
 
 
 def build(cfg, spec):

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..measure import layer_flops
+
 WIDTH = "d_model"  # the field that optim.lr_scaling=width reads
 KINDS = ("tokens", "vector", "image")
 SIZES = {
@@ -125,6 +127,19 @@ class Transformer(nn.Module):
         """
         B, T = x.shape[0], (x.shape[2] if self.kind == "image" else x.shape[1])
         return 3 * 4 * B * T * T * self.d_model * self.n_layer
+
+    def analytic_flops(self, x: torch.Tensor) -> int:
+        """6 FLOPs per block weight per token (12·d² weights a layer), attention, input and output layers."""
+        B = x.shape[0]
+        T = x.shape[2] if self.kind == "image" else x.shape[1]
+        d = self.d_model
+        blocks = layer_flops(2 * B * T * 12 * d * d * self.n_layer, input_grad=True)
+        embed = (
+            0 if self.lm else layer_flops(2 * B * T * self.wte.in_features * d, input_grad=False)
+        )
+        rows = B * T if self.lm else B
+        head = layer_flops(2 * rows * d * self.head.out_features, input_grad=True)
+        return blocks + self.uncounted_flops(x) + embed + head
 
 
 def build(cfg, spec):
