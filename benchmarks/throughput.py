@@ -33,6 +33,25 @@ CASES = {
     ],
     "linear": [["model=linear"]],
 }
+# sizes worth timing only on a GPU (minutes per run on a laptop CPU)
+GPU_CASES = {
+    "transformer lm": [
+        [
+            "model=transformer",
+            "model.size=medium",
+            "data=text",
+            "data.seq_len=256",
+            "trainer.batch_size=16",
+        ],
+        [
+            "model=transformer",
+            "model.size=gpt2",
+            "data=text",
+            "data.seq_len=1024",
+            "trainer.batch_size=8",
+        ],
+    ],
+}
 
 
 def main() -> None:
@@ -48,24 +67,26 @@ def main() -> None:
     print(
         f"{'family':16} {'params':>11} {'per s':>12} {'unit':>8} {'GFLOP/s':>9} {'MFU':>6} {'dtype':>6}"
     )
-    for family, cases in CASES.items():
-        for overrides in cases:
-            with hydra_context():
-                cfg = compose_point(overrides + [
-                    f"trainer.steps={args.steps}", f"trainer.eval_interval={args.steps}",
-                    f"trainer.device={args.device}", f"trainer.precision={args.precision}",
-                    f"trainer.compile={args.compile}",
-                ])  # fmt: skip
-            train_point(cfg)  # warm-up: data cache, kernels, compilation
-            row = train_point(cfg)
-            if row["status"] != "ok":
-                print(f"{family:16} {row['status']}: {row['error']}")
-                continue
-            unit = "tokens" if row["train_tokens"] else "examples"
-            flops_s = row["flops_total"] / row["wall_time_s"]
-            mfu = f"{row['mfu']:.1%}" if row["mfu"] else "-"
-            print(f"{family:16} {row['params']:>11,} {row['throughput']:>12,.0f} {unit:>8} "
-                  f"{flops_s / 1e9:>9.2f} {mfu:>6} {row['dtype']:>6}", flush=True)  # fmt: skip
+    cases = [(f, o) for f, os_ in CASES.items() for o in os_]
+    if args.device.startswith("cuda"):
+        cases += [(f, o) for f, os_ in GPU_CASES.items() for o in os_]
+    for family, overrides in cases:
+        with hydra_context():
+            cfg = compose_point(overrides + [
+                f"trainer.steps={args.steps}", f"trainer.eval_interval={args.steps}",
+                f"trainer.device={args.device}", f"trainer.precision={args.precision}",
+                f"trainer.compile={args.compile}",
+            ])  # fmt: skip
+        train_point(cfg)  # warm-up: data cache, kernels, compilation
+        row = train_point(cfg)
+        if row["status"] != "ok":
+            print(f"{family:16} {row['status']}: {row['error']}")
+            continue
+        unit = "tokens" if row["train_tokens"] else "examples"
+        flops_s = row["flops_total"] / row["wall_time_s"]
+        mfu = f"{row['mfu']:.1%}" if row["mfu"] else "-"
+        print(f"{family:16} {row['params']:>11,} {row['throughput']:>12,.0f} {unit:>8} "
+              f"{flops_s / 1e9:>9.2f} {mfu:>6} {row['dtype']:>6}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
     )
     s.add_argument(
+        "--bootstrap", type=int, default=1000, help="resamples for the end-of-sweep intervals"
+    )
+    s.add_argument(
         "--max-failures",
         type=int,
         default=None,
@@ -144,7 +147,8 @@ def cmd_sweep(args) -> int:
     mine = df[df["point_id"].isin(ids)]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
     try:
-        _analyse(str(out), ANALYSIS_DEFAULTS, name, quiet_if_few=True)
+        analysis_args = argparse.Namespace(**{**vars(ANALYSIS_DEFAULTS), "bootstrap": args.bootstrap})
+        _analyse(str(out), analysis_args, name, quiet_if_few=True)
     except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
         console.print(
             f"[red]analysis failed[/]: {type(e).__name__}: {e} (the results are in {out}/results.csv)"
