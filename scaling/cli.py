@@ -147,7 +147,9 @@ def cmd_sweep(args) -> int:
     mine = df[df["point_id"].isin(ids)]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
     try:
-        analysis_args = argparse.Namespace(**{**vars(ANALYSIS_DEFAULTS), "bootstrap": args.bootstrap})
+        analysis_args = argparse.Namespace(
+            **{**vars(ANALYSIS_DEFAULTS), "bootstrap": args.bootstrap}
+        )
         _analyse(str(out), analysis_args, name, quiet_if_few=True)
     except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
         console.print(
@@ -164,20 +166,18 @@ def cmd_sweep(args) -> int:
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
 
 
-def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
-    """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
-    from .console import analysis_tables, console
-    from .report import analyze_table, write_all
+def _study(target: str, args, quiet_if_few: bool = False):
+    """Load a study and analyse it: (table, Analysis), or (table, None) when fewer than 3 sizes
+    finished and ``quiet_if_few``; a table unfit for a law is BadInput."""
+    from .report import analyze_table
     from .results import BadInput, load_table
 
     table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
-    if table.ok[args.x].nunique() < 3:
+    sizes = table.ok[args.x].nunique()
+    if sizes < 3:
         if quiet_if_few:
-            console.print("fewer than 3 sizes finished: no fit yet")
-            return EXIT_OK
-        raise BadInput(
-            f"{target} has {table.ok[args.x].nunique()} distinct {args.x} values; a law needs 3 or more"
-        )
+            return table, None
+        raise BadInput(f"{target} has {sizes} distinct {args.x} values; a law needs 3 or more")
     try:
         analysis = analyze_table(
             table,
@@ -192,6 +192,18 @@ def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
         )
     except ValueError as e:
         raise BadInput(str(e)) from None
+    return table, analysis
+
+
+def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
+    """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
+    from .console import analysis_tables, console
+    from .report import write_all
+
+    table, analysis = _study(target, args, quiet_if_few)
+    if analysis is None:
+        console.print("fewer than 3 sizes finished: no fit yet")
+        return EXIT_OK
     for item in analysis_tables(analysis):
         console.print(item)
     paths = write_all(table, analysis, title)
@@ -202,14 +214,12 @@ def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
 def cmd_run(args) -> int:
     from .console import console, points_table
     from .results import write_results
-    from .sweep import compose_point, hydra_context
+    from .sweep import check_shapes, compose_point, hydra_context
     from .train import identify, train_point
 
     out = Path(args.out or "outputs/run").resolve()
     with hydra_context():
         cfg = compose_point(args.args, extra=["sweep=run", f"out={out}"])
-    from .sweep import check_shapes
-
     check_shapes(cfg, {})
     try:
         row = train_point(cfg, out / "points" / identify(cfg))
@@ -225,25 +235,9 @@ def cmd_run(args) -> int:
 
 def cmd_fit(args) -> int:
     from .console import analysis_tables, console
-    from .report import analyze_table
-    from .results import BadInput, load_table, write_json
+    from .results import write_json
 
-    target = args.targets[0]
-    table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
-    try:
-        analysis = analyze_table(
-            table,
-            args.x,
-            args.y,
-            args.d,
-            args.c,
-            args.form,
-            args.holdout,
-            args.bootstrap,
-            args.seed,
-        )
-    except ValueError as e:
-        raise BadInput(str(e)) from None
+    table, analysis = _study(args.targets[0], args)
     for item in analysis_tables(analysis):
         console.print(item)
     table.out.mkdir(parents=True, exist_ok=True)
@@ -255,34 +249,17 @@ def cmd_fit(args) -> int:
 def cmd_plot(args) -> int:
     from .console import console
     from .plots import compare, figures
-    from .report import analyze_table
-    from .results import BadInput, load_table, read_histories
+    from .results import read_histories
 
     studies = {}
     for target in args.targets:
-        table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
-        try:
-            analysis = analyze_table(
-                table,
-                args.x,
-                args.y,
-                args.d,
-                args.c,
-                args.form,
-                args.holdout,
-                args.bootstrap,
-                args.seed,
-            )
-        except ValueError as e:
-            raise BadInput(str(e)) from None
+        table, analysis = _study(target, args)
         studies[table.out.name] = (table.ok, analysis)
-        if len(args.targets) == 1:
-            histories = read_histories(table.sweep_dir) if table.sweep_dir else None
-            paths = figures(
-                table.ok, analysis, table.out / "plots", histories, title=table.out.name
-            )
     if len(args.targets) > 1:
         paths = compare(studies, Path(args.out or "outputs/compare"))
+    else:
+        histories = read_histories(table.sweep_dir) if table.sweep_dir else None
+        paths = figures(table.ok, analysis, table.out / "plots", histories, title=table.out.name)
     for path in paths:
         console.print(f"wrote {path}")
     return EXIT_OK
