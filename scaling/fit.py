@@ -466,6 +466,11 @@ def analyze(df, x: str = "params", y: str = "val_loss", d: str | None = None, c:
         result.fits.append(fit)
         if not fit.converged:
             result.notes.append(f"the fit of {fit.law} did not converge: {fit.message}")
+        if fit.params["alpha"] < 0 or fit.params.get("beta", 0) < 0:
+            result.notes.append(
+                f"{fit.law} has a negative exponent: loss does not fall with size in this table "
+                "(several budgets or data sizes mixed?); read it with care"
+            )
         if holdout:
             try:
                 # the held-out fit's intervals only draw its band: fewer resamples do

@@ -80,18 +80,18 @@ def loss_vs_size(df, analysis, out_dir: Path, title: str | None = None) -> list[
         # a 2-D study: one colour per data size, each with its slice of L(N, D)
         ds = np.sort(df[analysis.d].unique())
         cmap = plt.get_cmap("viridis")
-        for i, dv in enumerate(ds):
-            color = cmap(i / max(1, len(ds) - 1))
+        norm = LogNorm(ds.min(), max(ds.max(), ds.min() * 1.01))
+        few = len(ds) <= 6  # a legend entry per data size; more get a colour bar
+        for dv in ds:
+            color = cmap(norm(dv))
             sel = df[analysis.d] == dv
-            ax.scatter(
-                df.loc[sel, x],
-                df.loc[sel, y],
-                color=color,
-                zorder=3,
-                s=22,
-                label=f"{label(analysis.d)} = {dv:.3g}",
-            )
+            text = f"{label(analysis.d)} = {dv:.3g}" if few else None
+            ax.scatter(df.loc[sel, x], df.loc[sel, y], color=color, zorder=3, s=22, label=text)
             _draw_law(ax, chin[0], df[x].min(), df[x].max(), color, None, d=dv)
+        if not few:
+            fig.colorbar(
+                plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label(analysis.d)
+            )
         ax.plot([], [], color="gray", label=chin[0].describe(tex=True))
     else:
         ax.scatter(

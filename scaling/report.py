@@ -105,9 +105,11 @@ def sections(
     if analysis.frontier is not None:
         fr = analysis.frontier
         ci = lambda t: f" (95% CI [{t[0]:.3f}, {t[1]:.3f}])" if t else ""  # noqa: E731
-        budgets = np.logspace(
-            np.log10(df_all["flops_total"].max()) if "flops_total" in df_all else 18, 24, 4
-        )
+        if "flops_total" in df_all and df_all["flops_total"].notna().any():
+            largest = df_all["flops_total"].max()
+        else:
+            largest = (fr.flops_per_nd * df_all[analysis.x] * df_all[analysis.d]).max()
+        budgets = np.logspace(np.log10(largest), np.log10(largest) + 3, 4)  # up to 1000× the study
         table = pd.DataFrame(
             {"C (FLOPs)": budgets, "N_opt": fr.n_opt(budgets), "D_opt": fr.d_opt(budgets)}
         ).map(_fmt)
@@ -243,6 +245,7 @@ def write_all(table, analysis, title: str) -> dict:
     grid = out / "grid.json"
     if grid.exists():
         info = json.loads(grid.read_text())
-        config = "\n".join(x for x in (f"# {info.get('command', '')}", info.get("preset", "")) if x)
+        command = f"# {info['command']}" if info.get("command") else ""
+        config = "\n".join(x for x in (command, info.get("preset", "")) if x) or None
     md, page = write_report(out, table.all, analysis, figs, title, config)
     return {"fits": out / "fits.json", "figures": figs, "report_md": md, "report_html": page}

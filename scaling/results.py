@@ -107,23 +107,18 @@ def read_grid(sweep_dir: Path) -> list[dict]:
 def collect(sweep_dir: Path) -> pd.DataFrame:
     """One row per point of the sweep: finished points from result.json, the rest of grid.json as pending."""
     sweep_dir = Path(sweep_dir)
+    grid = {p["point_id"]: p for p in read_grid(sweep_dir)}
     rows, seen = [], set()
     for point_dir in sorted((sweep_dir / "points").glob("*")):
         row = read_result(point_dir)
         if row is not None:
-            rows.append(row)
+            rows.append({**row, "label": grid.get(row["point_id"], {}).get("label")})
             seen.add(row["point_id"])
-    for point in read_grid(sweep_dir):
-        if point["point_id"] not in seen:
-            seen.add(point["point_id"])
-            rows.append(
-                {
-                    "sweep": sweep_dir.name,
-                    "point_id": point["point_id"],
-                    "status": "pending",
-                    "params": point.get("params"),
-                }
-            )
+    for pid, point in grid.items():
+        if pid not in seen:
+            seen.add(pid)
+            pending = {"sweep": sweep_dir.name, "point_id": pid, "status": "pending"}
+            rows.append({**pending, "params": point.get("params"), "label": point.get("label")})
     df = pd.DataFrame(rows)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df.reindex(columns=COLUMNS + extra)

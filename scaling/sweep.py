@@ -281,9 +281,12 @@ def write_grid(
     with contextlib.suppress(OSError, json.JSONDecodeError, KeyError):
         old = json.loads(path.read_text())["points"]
     ids = {p["point_id"] for p in points}
-    write_json(
-        path, {"sweep": name, "points": [p for p in old if p["point_id"] not in ids] + points}
-    )
+    write_json(path, {
+        "sweep": name,
+        "command": command,
+        "preset": preset.read_text() if preset else "",
+        "points": [p for p in old if p["point_id"] not in ids] + points,
+    })  # fmt: skip
 
 
 def to_run(out: Path, points: list[dict], retry_failed: bool) -> list[dict]:
