@@ -27,8 +27,11 @@ def test_three_point_sweep_end_to_end(in_tmp, capsys):
     assert (out / "plots" / "loss_vs_params.png").stat().st_size > 0
     assert json.loads((out / "fits.json").read_text())["fits"][0]["params"]["alpha"] is not None
     assert (out / "report.html").exists() and (out / "plots" / "learning_curves.png").exists()
-    grid = json.loads((out / "grid.json").read_text())["points"]
-    assert len(grid) == 3
+    grid = json.loads((out / "grid.json").read_text())
+    assert len(grid["points"]) == 3 and grid["command"].startswith("scale sweep mlp_width")
+    assert sorted(df["label"]) == ["width=16", "width=4", "width=8"]
+    report = (out / "report.md").read_text()
+    assert "scale sweep mlp_width model.width=4,8,16" in report and "model.width: 16,32" in report
 
     # the same command again finds every point done and trains nothing
     before = {
