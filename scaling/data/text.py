@@ -46,8 +46,14 @@ def corpus(cfg) -> bytes:
     return _corpus(cfg.path, cfg.glob, cfg.max_bytes)
 
 
+@functools.lru_cache(maxsize=4)
+def _hash(path, glob, max_bytes) -> str:
+    return hashlib.sha256(_corpus(path, glob, max_bytes)).hexdigest()[:12]
+
+
 def fingerprint(cfg):
-    return hashlib.sha256(corpus(cfg)).hexdigest()[:12]
+    """A hash of the corpus (the default one differs between Python versions); computed once per process."""
+    return _hash(cfg.path, cfg.glob, cfg.max_bytes)
 
 
 def load(cfg):
