@@ -57,22 +57,25 @@ def test_range_override_and_run(in_tmp):
     assert df.loc[0, "family"] == "cnn" and df.loc[0, "dataset"] == "digits"
 
 
+def _user_preset(folder, name: str, body: str) -> None:
+    """A preset in ./sweeps/ of the working directory, on digits."""
+    (folder / "sweeps").mkdir(exist_ok=True)
+    header = "# @package _global_\ndefaults:\n  - override /data: digits\n"
+    (folder / "sweeps" / f"{name}.yaml").write_text(header + body)
+
+
 def test_user_preset_in_working_directory_is_found_first(in_tmp):
-    (in_tmp / "sweeps").mkdir()
-    (in_tmp / "sweeps" / "mine.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /data: digits\n"
-        "hydra:\n  sweeper:\n    params:\n      model.width: 4,8\n"
-    )
+    _user_preset(in_tmp, "mine", "hydra:\n  sweeper:\n    params:\n      model.width: 4,8\n")
     assert main(["sweep", "mine", *TINY]) == 0
     df = pd.read_csv(in_tmp / "outputs" / "mine" / "results.csv")
     assert set(df["dataset"]) == {"digits"} and len(df) == 2
 
 
 def test_explicit_points_pair_settings(in_tmp):
-    (in_tmp / "sweeps").mkdir()
-    (in_tmp / "sweeps" / "ladder.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /data: digits\n"
-        "points:\n  - {model.width: 4, model.depth: 1}\n  - {model.width: 8, model.depth: 2}\n"
+    _user_preset(
+        in_tmp,
+        "ladder",
+        "points:\n  - {model.width: 4, model.depth: 1}\n  - {model.width: 8, model.depth: 2}\n",
     )
     assert main(["sweep", "ladder", *TINY]) == 0
     df = pd.read_csv(in_tmp / "outputs" / "ladder" / "results.csv")
