@@ -214,23 +214,23 @@ def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
 def cmd_run(args) -> int:
     from .console import console, points_table
     from .results import write_results
-    from .sweep import check_shapes, compose_point, hydra_context
-    from .train import identify, train_point
+    from .sweep import check_shapes, compose_point, hydra_context, train_points
 
     out = Path(args.out or "outputs/run").resolve()
     with hydra_context():
         cfg = compose_point(args.args, extra=["sweep=run", f"out={out}"])
     check_shapes(cfg, {})
     try:
-        row = train_point(cfg, out / "points" / identify(cfg))
+        rows = train_points(cfg, out, again=True)
     except KeyboardInterrupt:
         write_results(out)
         return EXIT_INTERRUPTED
     df = write_results(out)
-    console.print(points_table(df[df["point_id"] == row["point_id"]], "run"))
-    if row["status"] != "ok":
-        console.print(f"[red]{row['status']}[/]: {row['error']}")
-    return EXIT_OK if row["status"] == "ok" else EXIT_POINTS_FAILED
+    console.print(points_table(df[df["point_id"].isin([r["point_id"] for r in rows])], "run"))
+    for row in rows:
+        if row["status"] != "ok":
+            console.print(f"[red]{row['status']}[/] (seed {row['seed']}): {row['error']}")
+    return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_POINTS_FAILED
 
 
 def cmd_fit(args) -> int:

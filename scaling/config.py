@@ -246,6 +246,8 @@ class TrainerConfig:
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     # steps between checkpoints; an interrupted point resumes from the last one
     checkpoint_every: int | None = None
+    # train seeds seed … seed+K-1 of this point at once (torch.func.vmap): K rows from one run
+    pack_seeds: int = 1
     _group = "trainer"
 
     def __post_init__(self):
@@ -272,7 +274,20 @@ class TrainerConfig:
             "early_stop_patience",
             "threads",
             "checkpoint_every",
+            "pack_seeds",
         )
+        if self.pack_seeds > 1:
+            clash = [
+                name
+                for name, on in (
+                    ("early_stop_patience", self.early_stop_patience),
+                    ("checkpoint_every", self.checkpoint_every),
+                    ("precision=fp16", self.precision == "fp16"),
+                )
+                if on
+            ]
+            if clash:
+                raise ValueError(f"trainer.pack_seeds does not combine with trainer.{clash[0]}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(
                 f"trainer.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'"

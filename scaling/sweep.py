@@ -164,6 +164,13 @@ def prepare(cfg, overrides: list[str] = ()):
             raise BadInput(f"model.size sets {', '.join(clash)}; give one or the other")
         for key, value in derived.items():
             cfg.model[key] = value
+        for group, key in (("model", "family"), ("data", "name")):
+            schema = getattr(OmegaConf.get_type(cfg[group]), key, None)
+            if isinstance(schema, str) and cfg[group][key] != schema:
+                raise BadInput(
+                    f"{group}.{key}={cfg[group][key]} keeps the {schema} settings; "
+                    f"choose the config group instead: {group}={cfg[group][key]}"
+                )
         OmegaConf.to_object(cfg)  # runs every __post_init__ check
     except BadInput:
         raise
@@ -179,6 +186,7 @@ def check_shapes(cfg, specs: dict) -> int:
     from .data import load_data
     from .measure import param_counts
     from .models import build_model
+    from .pack import check_packable
     from .train import peak_lr, plan_steps
 
     key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
@@ -191,12 +199,13 @@ def check_shapes(cfg, specs: dict) -> int:
             model = build_model(cfg.model, spec)
         params = param_counts(model)["total"]
         peak_lr(cfg)
+        check_packable(cfg)
         per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
         flops = (
             _meta_flops(model, spec, cfg.trainer.batch_size) if cfg.trainer.budget == "flops" else 1
         )
         plan_steps(cfg.trainer, params, per_step, train_size, flops)
-    except (ValueError, FileNotFoundError, OSError) as e:
+    except (ValueError, FileNotFoundError, OSError, OmegaConfBaseException) as e:
         raise BadInput(str(e).splitlines()[0]) from None
     return params
 
@@ -243,8 +252,6 @@ def plan(
     name: str, preset: Path | None, overrides: list[str], out: Path
 ) -> tuple[list[dict], list[str]]:
     """Compose and validate every point of the sweep; returns the points and Hydra's own overrides."""
-    from .train import identify
-
     with hydra_context():
         grid, hydra_over = expand(preset, overrides)
         settings = {}
@@ -257,19 +264,37 @@ def plan(
         for point in grid:
             cfg = compose_point(point, preset, [f"sweep={name}", f"out={out}"])
             params = check_shapes(cfg, specs)
-            pid = identify(cfg)
-            if pid in seen:
-                continue
-            seen.add(pid)
-            points.append(
-                {
-                    "point_id": pid,
-                    "overrides": point,
-                    "label": label(point, varying),
-                    "params": params,
-                }
-            )
+            for entry in _entries(cfg, point, label(point, varying)):
+                if entry["point_id"] not in seen:
+                    seen.add(entry["point_id"])
+                    points.append({**entry, "params": params})
     return points, hydra_over
+
+
+def _entries(cfg, point: list[str], name: str) -> list[dict]:
+    """The grid entries of one composed point: itself, or one per seed of its pack.
+
+    A packed seed's ``overrides`` train it alone; its ``job`` is the pack's, which
+    the launcher runs once for all the pack's seeds.
+    """
+    from .pack import pack_configs
+    from .train import identify
+
+    if cfg.trainer.pack_seeds == 1:
+        return [{"point_id": identify(cfg), "overrides": point, "label": name}]
+    own = [o for o in point if o.split("=")[0].lstrip("+~") not in PACK_KEYS]
+    return [
+        {
+            "point_id": identify(c),
+            "overrides": own + [f"trainer.seed={c.trainer.seed}", "trainer.pack_seeds=1"],
+            "label": f"{name} seed={c.trainer.seed}".removeprefix("default "),
+            "job": point,
+        }
+        for c in pack_configs(cfg)
+    ]
+
+
+PACK_KEYS = ("trainer.seed", "trainer.pack_seeds")
 
 
 def write_grid(
@@ -338,7 +363,8 @@ def launch(
             task_function=run_job,
             config=cfg,
         )
-        returns = launcher.launch([job_part + p["overrides"] for p in points], initial_job_idx=0)
+        jobs = dict.fromkeys(tuple(p.get("job", p["overrides"])) for p in points)  # packs once
+        returns = launcher.launch([job_part + list(job) for job in jobs], initial_job_idx=0)
     # a job raises only where the runner itself broke (train_point turns training errors into rows);
     # say so rather than leave the point pending without a word
     for ret in returns or []:
@@ -419,18 +445,36 @@ def run_job(cfg) -> str:
     With ``max_failures``, a point is not started once that many points in a row
     have failed: it stays pending for the next run.
     """
-    from .train import identify, train_point
-
     cfg = prepare(cfg)
     out = Path(cfg.out)
-    point_dir = out / "points" / identify(cfg)
-    done = read_result(point_dir)
-    if done is not None and done["status"] == "ok":
-        return "ok"
     if cfg.max_failures and failure_streak(out) >= cfg.max_failures:
         return "skipped"
     with _job_resources(cfg):
-        status = train_point(cfg, point_dir)["status"]
-    if status != "interrupted":
+        rows = train_points(cfg, out)
+    statuses = {row["status"] for row in rows} or {"ok"}
+    status = (
+        "interrupted" if "interrupted" in statuses else "ok" if statuses == {"ok"} else "failed"
+    )
+    if rows and status != "interrupted":
         atomic_write_text(out / STREAK, "0" if status == "ok" else str(failure_streak(out) + 1))
     return status
+
+
+def train_points(cfg, out: Path, again: bool = False) -> list[dict]:
+    """Train the point (or each seed of its pack) into ``out/points/<id>/``; the new rows.
+
+    Points with an ok result are skipped unless ``again``.
+    """
+    from .pack import pack_configs, train_pack
+    from .train import identify, train_point
+
+    configs = pack_configs(cfg) if cfg.trainer.pack_seeds > 1 else [cfg]
+    todo = []
+    for c in configs:
+        point_dir = Path(out) / "points" / identify(c)
+        done = read_result(point_dir)
+        if again or done is None or done["status"] != "ok":
+            todo.append((c, point_dir))
+    if len(todo) == 1:
+        return [train_point(*todo[0])]
+    return train_pack(*zip(*todo)) if todo else []

@@ -214,19 +214,12 @@ def identify(cfg) -> str:
     return point_id(identity)
 
 
-def train_point(cfg, point_dir: Path | None = None) -> dict:
-    """Train the point described by ``cfg`` and return its result row (see ``results.COLUMNS``).
+def new_row(cfg, point_dir: Path | None) -> dict:
+    """The point's row before training: every column present, its settings filled in.
 
-    Args:
-        cfg: a composed and validated config (``scaling.config``), ``model.size`` already applied.
-        point_dir: where to write config.yaml, history.csv (at every eval) and result.json;
-            None writes nothing.
-
-    Returns:
-        The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
-        Ctrl-C writes an ``interrupted`` row and is raised again.
+    Also writes the point's config.yaml when it has a folder.
     """
-    row = dict.fromkeys(COLUMNS)  # every column present, empty where it does not apply
+    row = dict.fromkeys(COLUMNS)  # empty where a column does not apply
     row |= {
         "sweep": cfg.sweep,
         "family": cfg.model.family,
@@ -239,25 +232,93 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
         "point_id": identify(cfg),
         **flat_config(cfg),
     }
-    history: list[dict] = []
     if point_dir is not None:
-        point_dir = Path(point_dir)
-        atomic_write_text(point_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(Path(point_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    return row
+
+
+def make_optimizer(params, cfg, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW (fused on CUDA) or SGD over ``params``, as ``cfg.optim`` says."""
+    if cfg.optim.name == "adamw":
+        return torch.optim.AdamW(
+            params, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+            weight_decay=cfg.optim.weight_decay, fused=device.type == "cuda" or None,
+        )  # fmt: skip
+    return torch.optim.SGD(
+        params, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+    )
+
+
+def autocast_for(device: torch.device, dtype: str):
+    """A context factory: bf16/fp16 autocast on ``device``, or nothing for fp32."""
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+
+    def autocast():
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype)
+
+    return autocast
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def totals(
+    step: int,
+    cfg,
+    examples_per_step: int,
+    lm: bool,
+    flops_per_step: int,
+    nonembedding: int,
+    train_time: float,
+) -> dict:
+    """The row's size-of-training fields after ``step`` steps: D, FLOPs, time, throughput."""
+    d = step * examples_per_step
+    return {
+        "steps": step,
+        "train_examples": step * cfg.trainer.batch_size,
+        "train_tokens": d if lm else None,
+        "flops_total": flops_per_step * step,
+        "flops_6nd": 6 * nonembedding * d,
+        "wall_time_s": train_time,
+        "throughput": d / train_time if train_time > 0 else None,
+    }  # fmt: skip
+
+
+def train_point(cfg, point_dir: Path | None = None) -> dict:
+    """Train the point described by ``cfg`` and return its result row (see ``results.COLUMNS``).
+
+    Args:
+        cfg: a composed and validated config (``scaling.config``), ``model.size`` already applied.
+        point_dir: where to write config.yaml, history.csv (at every eval) and result.json;
+            None writes nothing.
+
+    Returns:
+        The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
+        Ctrl-C writes an ``interrupted`` row and is raised again.
+    """
+    row = new_row(cfg, point_dir)
+    history: list[dict] = []
+    point_dir = None if point_dir is None else Path(point_dir)
     try:
         _train(cfg, row, history, point_dir)
     except KeyboardInterrupt:
-        _finish(row, "interrupted", "interrupted by the user", history, point_dir)
+        finish_row(row, "interrupted", "interrupted by the user", history, point_dir)
         raise
     except torch.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next point starts with the memory this one held
-        _finish(row, "oom", e, history, point_dir)
+        finish_row(row, "oom", e, history, point_dir)
     except Diverged as e:
-        _finish(row, "diverged", e, history, point_dir)
+        finish_row(row, "diverged", e, history, point_dir)
     except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
-        _finish(row, "failed", e, history, point_dir)
+        finish_row(row, "failed", e, history, point_dir)
     else:
-        _finish(row, "ok", None, history, point_dir)
+        finish_row(row, "ok", None, history, point_dir)
     return row
 
 
@@ -266,9 +327,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     row["lr"] = peak_lr(cfg)
     if tr.threads:
         torch.set_num_threads(tr.threads)
-    random.seed(tr.seed)
-    np.random.seed(tr.seed)
-    torch.manual_seed(tr.seed)
+    seed_everything(tr.seed)
     device = resolve_device(tr.device)
     dtype = resolve_dtype(tr.precision, device)
     row.update(device=str(device), dtype=dtype)
@@ -306,26 +365,9 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
         flush=True,
     )
 
-    fused = device.type == "cuda"
-    if cfg.optim.name == "adamw":
-        opt = torch.optim.AdamW(
-            model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-            weight_decay=cfg.optim.weight_decay, fused=fused or None,
-        )  # fmt: skip
-    else:
-        opt = torch.optim.SGD(
-            model.parameters(),
-            lr=cfg.optim.lr,
-            momentum=cfg.optim.momentum,
-            weight_decay=cfg.optim.weight_decay,
-        )
+    opt = make_optimizer(model.parameters(), cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
-
-    def autocast():
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=amp_dtype)
+    autocast = autocast_for(device, dtype)
 
     train_model = torch.compile(model) if tr.compile else model
     eval_batch = max(tr.batch_size, 256)
@@ -377,7 +419,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
                     "examples": step * tr.batch_size, "tokens": step * examples_per_step if lm else None,
                     "wall_s": train_time,
                 })  # fmt: skip
-                _write_history(point_dir, history)
+                write_history(point_dir, history)
                 row["steps"] = step
                 if not (math.isfinite(train_loss) and math.isfinite(metrics["val_loss"])):
                     raise Diverged(f"loss is {train_loss} at step {step}")
@@ -410,19 +452,13 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
     final = evaluate(model, data, device, autocast, eval_batch, final=True)
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)  # the point is done: its result replaces the checkpoint
-    d_examples = step * tr.batch_size
-    d = step * examples_per_step
     row.update(final)
     row.update(
-        steps=step,
+        totals(
+            step, cfg, examples_per_step, lm, flops_per_step, counts["nonembedding"], train_time
+        ),
         train_loss=history[-1]["train_loss"],
         best_val_loss=min(best, final["val_loss"]),
-        train_examples=d_examples,
-        train_tokens=d if lm else None,
-        flops_total=flops_per_step * step,
-        flops_6nd=6 * counts["nonembedding"] * d,
-        wall_time_s=train_time,
-        throughput=d / train_time if train_time > 0 else None,
         peak_memory_bytes=mem.peak,
     )
     peak = measure.peak_flops(device, dtype)
@@ -437,7 +473,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
-def _write_history(point_dir: Path | None, history: list) -> None:
+def write_history(point_dir: Path | None, history: list) -> None:
     if point_dir is None:
         return
     lines = [",".join(HISTORY_COLUMNS)]
@@ -451,7 +487,7 @@ def _write_history(point_dir: Path | None, history: list) -> None:
     atomic_write_text(point_dir / "history.csv", "\n".join(lines) + "\n")
 
 
-def _finish(row: dict, status: str, error, history: list, point_dir: Path | None) -> None:
+def finish_row(row: dict, status: str, error, history: list, point_dir: Path | None) -> None:
     row["status"] = status
     row["error"] = (
         None
@@ -467,7 +503,7 @@ def _finish(row: dict, status: str, error, history: list, point_dir: Path | None
     if point_dir is not None and status in ("failed", "diverged", "oom"):
         (point_dir / "checkpoint.pt").unlink(missing_ok=True)  # a retry starts clean
     if point_dir is not None:
-        _write_history(point_dir, history)
+        write_history(point_dir, history)
         write_json(point_dir / "result.json", row)
 
 

@@ -18,6 +18,7 @@ SIZES = {
     "medium": {"hidden": 256, "layers": 2},
     "large": {"hidden": 1024, "layers": 2},
 }
+VMAP = False  # torch has no vmap rule for the fused LSTM/GRU kernels: no trainer.pack_seeds
 CELLS = {"lstm": (nn.LSTM, 4), "gru": (nn.GRU, 3)}
 
 

@@ -1,0 +1,234 @@
+"""``trainer.pack_seeds=K``: train K seeds of one point at once, one row per seed.
+
+Small models are bound by per-step overhead (kernel launches, Python), not by
+arithmetic, so training K copies as one batched model costs little more than
+training one. The copies are stacked with ``torch.func.stack_module_state`` and
+run with ``torch.vmap`` over ``functional_call``; each keeps its own
+initialisation (``torch.manual_seed(seed + k)``), its own batch order and its
+own gradient clipping, so seed k's row is the row ``trainer.seed=seed+k`` would
+give on its own, up to floating-point order. Each seed has its own point id and
+folder; a seed whose loss turns NaN is recorded as diverged while the others go on.
+
+Wall time, throughput, peak memory and MFU in the rows are the whole pack's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch.func import functional_call, stack_module_state
+
+from . import measure
+from .data import load_data
+from .models import build_model, family
+from .train import (
+    Batches,
+    Diverged,
+    autocast_for,
+    evaluate,
+    finish_row,
+    loss_fn_for,
+    lr_at,
+    make_optimizer,
+    new_row,
+    peak_lr,
+    plan_steps,
+    resolve_device,
+    resolve_dtype,
+    seed_everything,
+    totals,
+    write_history,
+)
+
+
+def check_packable(cfg) -> None:
+    """Refuse ``pack_seeds`` for families torch cannot vmap (ValueError)."""
+    if cfg.trainer.pack_seeds > 1 and not getattr(family(cfg.model.family), "VMAP", True):
+        raise ValueError(
+            f"trainer.pack_seeds: the {cfg.model.family} family cannot be vmapped "
+            "(torch has no batching rule for its kernels); train its seeds as separate points"
+        )
+
+
+def pack_configs(cfg) -> list:
+    """The pack's points: ``cfg`` with seeds seed … seed+K-1 and ``pack_seeds=1``."""
+    configs = []
+    for k in range(cfg.trainer.pack_seeds):
+        one = OmegaConf.create(OmegaConf.to_container(cfg))  # same keys, no schema: plain copy
+        one.trainer.seed = cfg.trainer.seed + k
+        one.trainer.pack_seeds = 1
+        configs.append(one)
+    return configs
+
+
+def train_pack(configs: list, point_dirs: list[Path | None]) -> list[dict]:
+    """Train the points of ``configs`` (which differ only in seed) together; their rows.
+
+    A failure of the whole pack (OOM, an error) is every unfinished point's row;
+    Ctrl-C writes ``interrupted`` rows and is raised again.
+    """
+    point_dirs = [None if d is None else Path(d) for d in point_dirs]
+    rows = [new_row(c, d) for c, d in zip(configs, point_dirs)]
+    histories: list[list[dict]] = [[] for _ in configs]
+    done = [False] * len(configs)
+
+    def finish(k, status, error):
+        finish_row(rows[k], status, error, histories[k], point_dirs[k])
+        done[k] = True
+
+    def finish_rest(status, error):
+        for k in range(len(configs)):
+            if not done[k]:
+                finish(k, status, error)
+
+    try:
+        _train_pack(configs, rows, histories, point_dirs, finish)
+    except KeyboardInterrupt:
+        finish_rest("interrupted", "interrupted by the user")
+        raise
+    except torch.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        finish_rest("oom", e)
+    except Exception as e:  # noqa: BLE001 - a failure of the pack is each of its points' row
+        finish_rest("failed", e)
+    else:
+        finish_rest("ok", None)
+    return rows
+
+
+def clip_per_model(params, max_norm: float) -> None:
+    """``clip_grad_norm_`` for each of the K stacked models separately, without a host sync."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (K,)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)).to(g.dtype))
+
+
+def _train_pack(configs, rows, histories, point_dirs, finish) -> None:
+    cfg, K = configs[0], len(configs)
+    tr = cfg.trainer
+    if tr.threads:
+        torch.set_num_threads(tr.threads)
+    device = resolve_device(tr.device)
+    dtype = resolve_dtype(tr.precision, device)
+    seed_everything(tr.seed)
+    data = load_data(cfg.data)
+    spec = data.spec
+    lm = spec.task == "lm"
+    models = []
+    for c in configs:  # each seed's initialisation, as its own run would draw it
+        seed_everything(c.trainer.seed)
+        models.append(build_model(c.model, spec).to(device))
+    with torch.device("meta"):
+        base = build_model(cfg.model, spec)  # built on meta so tied weights stay tied
+    counts = measure.param_counts(models[0])
+    loss_fn = loss_fn_for(spec.task)
+    batches = [Batches(data, tr.batch_size, device, c.trainer.seed) for c in configs]
+    x, y = next(batches[0])
+    flops = measure.training_flops(models[0], x, y, loss_fn)
+    flops_per_step = flops["total"]
+    batches = [Batches(data, tr.batch_size, device, c.trainer.seed) for c in configs]
+    examples_per_step = tr.batch_size * (spec.input_shape[0] if lm else 1)
+    steps = plan_steps(tr, counts["total"], examples_per_step, data.train_size, flops_per_step)
+    lr_peak = peak_lr(cfg)
+    for row in rows:
+        row.update(
+            lr=lr_peak, device=str(device), dtype=dtype, task=spec.task,
+            train_size=data.train_size, params=counts["total"],
+            params_nonembedding=counts["nonembedding"], model_bytes=measure.model_bytes(models[0]),
+            flops_per_step=flops_per_step, flops_counter=flops["counter"],
+            flops_analytic=flops["analytic"],
+        )  # fmt: skip
+    seeds = ", ".join(str(c.trainer.seed) for c in configs)
+    print(
+        f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
+        f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}, "
+        f"seeds {seeds} packed",
+        flush=True,
+    )
+
+    params, buffers = stack_module_state(models)  # leaves of shape (K, ...)
+
+    def one_loss(p, b, x, y):
+        return loss_fn(functional_call(base, (p, b), (x,)), y)
+
+    losses_of = torch.vmap(one_loss)
+    if tr.compile:
+        losses_of = torch.compile(losses_of)
+    opt = make_optimizer(list(params.values()), cfg, device)
+    autocast = autocast_for(device, dtype)
+    eval_batch = max(tr.batch_size, 256)
+    loss_sum = torch.zeros(K, device=device)
+    since_eval, train_time, best = 0, 0.0, [math.inf] * K
+    alive = list(range(K))
+    step = 0
+    t0 = time.perf_counter()
+    with measure.PeakMemory(device) as mem:
+        for step in range(1, steps + 1):
+            lr = lr_at(step - 1, steps, cfg.optim, lr_peak)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            xs, ys = zip(*(next(b) for b in batches))
+            with autocast():
+                losses = losses_of(params, buffers, torch.stack(xs), torch.stack(ys))
+            losses.sum().backward()  # the models share nothing: each gets its own gradient
+            if cfg.optim.grad_clip:
+                clip_per_model(params.values(), cfg.optim.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss_sum += losses.detach().float()
+            since_eval += 1
+            if step % tr.eval_interval == 0 or step == steps:
+                train_losses = (loss_sum / since_eval).tolist()  # the only host sync, per eval
+                train_time += time.perf_counter() - t0
+                for k in list(alive):
+                    _load(models[k], params, buffers, k)
+                    metrics = evaluate(models[k], data, device, autocast, eval_batch)
+                    histories[k].append({
+                        "step": step, "train_loss": train_losses[k], "val_loss": metrics["val_loss"],
+                        "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
+                        "examples": step * tr.batch_size,
+                        "tokens": step * examples_per_step if lm else None, "wall_s": train_time,
+                    })  # fmt: skip
+                    write_history(point_dirs[k], histories[k])
+                    rows[k]["steps"] = step
+                    best[k] = min(best[k], metrics["val_loss"])
+                    if not (math.isfinite(train_losses[k]) and math.isfinite(metrics["val_loss"])):
+                        alive.remove(k)
+                        finish(k, "diverged", Diverged(f"loss is {train_losses[k]} at step {step}"))
+                if not alive:
+                    return
+                loss_sum.zero_()
+                since_eval = 0
+                t0 = time.perf_counter()
+
+    peak = measure.peak_flops(device, dtype)
+    for k in alive:
+        _load(models[k], params, buffers, k)
+        final = evaluate(models[k], data, device, autocast, eval_batch, final=True)
+        rows[k].update(final)
+        rows[k].update(
+            totals(step, cfg, examples_per_step, lm, flops_per_step, counts["nonembedding"],
+                   train_time),
+            train_loss=histories[k][-1]["train_loss"],
+            best_val_loss=min(best[k], final["val_loss"]),
+            peak_memory_bytes=mem.peak,
+            throughput=K * step * examples_per_step / train_time if train_time > 0 else None,
+            mfu=K * flops_per_step * step / train_time / peak if peak and train_time > 0 else None,
+        )  # fmt: skip
+        rows[k].update(data.info)
+
+
+@torch.no_grad()
+def _load(model, params: dict, buffers: dict, k: int) -> None:
+    """Copy the k-th stacked model into ``model`` (for evaluation)."""
+    for name, p in model.named_parameters():
+        p.copy_(params[name][k])
+    for name, b in model.named_buffers():
+        b.copy_(buffers[name][k])
