@@ -151,9 +151,9 @@ def evaluate(model, data, device, autocast, batch_size: int, final: bool = False
     model.eval()
     task = data.spec.task
     total, correct, count, preds = 0.0, 0, 0, []
-    for i in range(0, len(data.x_val), batch_size):
-        x = data.x_val[i : i + batch_size].to(device, non_blocking=True)
-        y = data.y_val[i : i + batch_size].to(device, non_blocking=True)
+    x_val, y_val = data.val_on(device)
+    for i in range(0, len(x_val), batch_size):
+        x, y = x_val[i : i + batch_size], y_val[i : i + batch_size]
         with autocast():
             out = model(x).float()
         if task == "regression":

@@ -43,6 +43,20 @@ class Data:
     y_val: torch.Tensor
     bytes_per_token: float | None = None  # for bits per byte in language modelling
     info: dict = field(default_factory=dict)
+    _on_device: dict = field(default_factory=dict, repr=False)
+
+    def val_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation set on ``device``, moved once (from pinned memory on CUDA, asynchronously)."""
+        key = str(device)
+        if key not in self._on_device:
+            x, y = self.x_val, self.y_val
+            if torch.device(device).type == "cuda":
+                x, y = x.pin_memory(), y.pin_memory()
+            self._on_device[key] = (
+                x.to(device, non_blocking=True),
+                y.to(device, non_blocking=True),
+            )
+        return self._on_device[key]
 
     @property
     def train_size(self) -> int:
