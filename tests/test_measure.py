@@ -204,3 +204,25 @@ def test_resnet18_matches_published_flops():
     with FlopCounterMode(display=False) as fc:
         model(x.requires_grad_()).sum().backward()
     assert fc.get_total_flops() == pytest.approx(10.884e9, rel=1e-3)
+
+
+def test_a_transformer_sweep_spends_6nd_plus_attention_and_head(in_tmp):
+    """PaLM's count: 6·N·D for the weights, 12·L·T·d per token for attention, 6·d·V for the head.
+
+    N is the non-embedding parameter count; its biases and norms are not matrix
+    multiplications, so 6·N·D counts them and the measured FLOPs do not.
+    """
+    import pandas as pd
+
+    from scaling.cli import main
+
+    argv = ["sweep", "transformer_lm", "model.size=1,2", "trainer.steps=3", "data.max_bytes=50000",
+            "trainer.batch_size=4", "trainer.device=cpu", "--bootstrap", "0"]  # fmt: skip
+    assert main(argv) == 0
+    df = pd.read_csv(in_tmp / "outputs" / "transformer_lm" / "results.csv")
+    assert len(df) == 2
+    for r in df.to_dict("records"):
+        d, L, T, D = r["model.d_model"], r["model.n_layer"], r["data.seq_len"], r["train_tokens"]
+        attention_and_head = D * (12 * L * T * d + 6 * d * 256)
+        not_matmul = 6 * D * (r["params_nonembedding"] - 12 * L * d * d)
+        assert r["flops_total"] == r["flops_6nd"] + attention_and_head - not_matmul
