@@ -32,7 +32,16 @@ class ModelConfig:
     family: str = MISSING  # registry key in scaling.models
     # one knob: an integer (the family's rule) or a named size; it sets the size fields
     size: Any = None
+    # sp: standard parametrisation; mup: μP (scaling.mup), width multiplier width/optim.base_width
+    parametrization: str = "sp"
+    base_width: int = 64  # μP's base model: the width at which hyperparameters were tuned
     _group = "model"
+
+    def __post_init__(self):
+        if self.parametrization not in ("sp", "mup"):
+            raise ValueError(
+                f"model.parametrization must be sp or mup, got '{self.parametrization}'"
+            )
 
 
 @dataclass
@@ -43,6 +52,7 @@ class MLPConfig(ModelConfig):
     activation: str = "gelu"  # relu | gelu | tanh | silu
 
     def __post_init__(self):
+        super().__post_init__()
         _positive(self, "width", "depth")
 
 
@@ -54,6 +64,7 @@ class CNNConfig(ModelConfig):
     kernel: int = 5  # kernel size (odd keeps the length)
 
     def __post_init__(self):
+        super().__post_init__()
         _positive(self, "channels", "depth", "kernel")
 
 
@@ -65,6 +76,7 @@ class RNNConfig(ModelConfig):
     layers: int = 1  # stacked layers
 
     def __post_init__(self):
+        super().__post_init__()
         _positive(self, "hidden", "layers")
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"model.cell must be lstm or gru, got '{self.cell}'")
@@ -81,6 +93,7 @@ class TransformerConfig(ModelConfig):
     head_dim: int = 16  # ... and n_head = d_model / head_dim
 
     def __post_init__(self):
+        super().__post_init__()
         _positive(self, "d_model", "n_layer", "n_head", "context", "aspect", "head_dim")
         if self.d_model % self.n_head:
             raise ValueError(f"model.n_head={self.n_head} must divide model.d_model={self.d_model}")
@@ -296,7 +309,10 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "csv"  # history.csv is always written
+    name: str = "csv"  # csv | tensorboard | mlflow; history.csv is always written
+    # mlflow: where runs go; None: $MLFLOW_TRACKING_URI, else sqlite:///<out>/mlruns.db
+    tracking_uri: str | None = None
+    experiment: str | None = None  # mlflow experiment; None: the sweep's name
 
 
 # ---------------------------------------------------------------- top level
@@ -335,7 +351,7 @@ GROUPS = {
     },
     "optim": {"adamw": OptimConfig, "sgd": OptimConfig},
     "trainer": {"default": TrainerConfig},
-    "logger": {"csv": LoggerConfig},
+    "logger": {"csv": LoggerConfig, "tensorboard": LoggerConfig, "mlflow": LoggerConfig},
 }
 
 

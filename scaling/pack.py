@@ -25,7 +25,9 @@ from torch.func import functional_call, stack_module_state
 
 from . import measure
 from .data import load_data
+from .loggers import open_logger
 from .models import build_model, family
+from .mup import param_groups
 from .train import (
     Batches,
     Diverged,
@@ -75,10 +77,11 @@ def train_pack(configs: list, point_dirs: list[Path | None]) -> list[dict]:
     point_dirs = [None if d is None else Path(d) for d in point_dirs]
     rows = [new_row(c, d) for c, d in zip(configs, point_dirs)]
     histories: list[list[dict]] = [[] for _ in configs]
+    loggers = [open_logger(c, d, r) for c, d, r in zip(configs, point_dirs, rows)]
     done = [False] * len(configs)
 
     def finish(k, status, error):
-        finish_row(rows[k], status, error, histories[k], point_dirs[k])
+        finish_row(rows[k], status, error, histories[k], point_dirs[k], loggers[k])
         done[k] = True
 
     def finish_rest(status, error):
@@ -87,7 +90,7 @@ def train_pack(configs: list, point_dirs: list[Path | None]) -> list[dict]:
                 finish(k, status, error)
 
     try:
-        _train_pack(configs, rows, histories, point_dirs, finish)
+        _train_pack(configs, rows, histories, point_dirs, loggers, finish)
     except KeyboardInterrupt:
         finish_rest("interrupted", "interrupted by the user")
         raise
@@ -111,7 +114,7 @@ def clip_per_model(params, max_norm: float) -> None:
         g.mul_(scale.view(-1, *[1] * (g.dim() - 1)).to(g.dtype))
 
 
-def _train_pack(configs, rows, histories, point_dirs, finish) -> None:
+def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
     cfg, K = configs[0], len(configs)
     # plain dataclasses: a DictConfig attribute costs ~10 µs, too much inside the step loop
     tr, optim = OmegaConf.to_object(cfg.trainer), OmegaConf.to_object(cfg.optim)
@@ -163,7 +166,7 @@ def _train_pack(configs, rows, histories, point_dirs, finish) -> None:
     losses_of = torch.vmap(one_loss)
     if tr.compile:
         losses_of = torch.compile(losses_of)
-    opt = make_optimizer(list(params.values()), cfg, device)
+    opt = make_optimizer(param_groups(params, cfg, spec), cfg, device)
     autocast = autocast_for(device, dtype)
     eval_batch = max(tr.batch_size, 256)
     loss_sum = torch.zeros(K, device=device)
@@ -175,7 +178,7 @@ def _train_pack(configs, rows, histories, point_dirs, finish) -> None:
         for step in range(1, steps + 1):
             lr = lr_at(step - 1, steps, optim, lr_peak)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)
             xs, ys = zip(*(next(b) for b in batches))
             with autocast():
                 losses = losses_of(params, buffers, torch.stack(xs), torch.stack(ys))
@@ -199,6 +202,7 @@ def _train_pack(configs, rows, histories, point_dirs, finish) -> None:
                         "tokens": step * examples_per_step if lm else None, "wall_s": train_time,
                     })  # fmt: skip
                     write_history(point_dirs[k], histories[k])
+                    loggers[k].log(step, histories[k][-1])
                     rows[k]["steps"] = step
                     best[k] = min(best[k], metrics["val_loss"])
                     if not (math.isfinite(train_losses[k]) and math.isfinite(metrics["val_loss"])):

@@ -23,7 +23,9 @@ from omegaconf import OmegaConf
 
 from . import measure
 from .data import fingerprint, load_data
+from .loggers import open_logger
 from .models import build_model, family
+from .mup import param_groups
 from .results import COLUMNS, atomic_write_text, point_id, point_identity, write_json
 
 HISTORY_COLUMNS = (
@@ -238,7 +240,10 @@ def new_row(cfg, point_dir: Path | None) -> dict:
 
 
 def make_optimizer(params, cfg, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW (fused on CUDA) or SGD over ``params``, as ``cfg.optim`` says."""
+    """AdamW (fused on CUDA) or SGD over ``params`` (tensors or groups), as ``cfg.optim`` says.
+
+    Groups carry an ``lr_mult`` (μP's per-layer learning rates) that the loop applies.
+    """
     if cfg.optim.name == "adamw":
         return torch.optim.AdamW(
             params, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
@@ -304,25 +309,26 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     row = new_row(cfg, point_dir)
     history: list[dict] = []
     point_dir = None if point_dir is None else Path(point_dir)
+    logger = open_logger(cfg, point_dir, row)
     try:
-        _train(cfg, row, history, point_dir)
+        _train(cfg, row, history, point_dir, logger)
     except KeyboardInterrupt:
-        finish_row(row, "interrupted", "interrupted by the user", history, point_dir)
+        finish_row(row, "interrupted", "interrupted by the user", history, point_dir, logger)
         raise
     except torch.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next point starts with the memory this one held
-        finish_row(row, "oom", e, history, point_dir)
+        finish_row(row, "oom", e, history, point_dir, logger)
     except Diverged as e:
-        finish_row(row, "diverged", e, history, point_dir)
+        finish_row(row, "diverged", e, history, point_dir, logger)
     except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
-        finish_row(row, "failed", e, history, point_dir)
+        finish_row(row, "failed", e, history, point_dir, logger)
     else:
-        finish_row(row, "ok", None, history, point_dir)
+        finish_row(row, "ok", None, history, point_dir, logger)
     return row
 
 
-def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
+def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> None:
     # plain dataclasses: a DictConfig attribute costs ~10 µs, too much inside the step loop
     tr, optim = OmegaConf.to_object(cfg.trainer), OmegaConf.to_object(cfg.optim)
     row["lr"] = peak_lr(cfg)
@@ -366,7 +372,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
         flush=True,
     )
 
-    opt = make_optimizer(model.parameters(), cfg, device)
+    opt = make_optimizer(param_groups(dict(model.named_parameters()), cfg, spec), cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
     autocast = autocast_for(device, dtype)
 
@@ -395,7 +401,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
         for step in range(start + 1, steps + 1):
             lr = lr_at(step - 1, steps, optim, row["lr"])
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)
             x, y = next(batches)
             with autocast():
                 loss = loss_fn(train_model(x), y)
@@ -421,6 +427,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None) -> None:
                     "wall_s": train_time,
                 })  # fmt: skip
                 write_history(point_dir, history)
+                logger.log(step, history[-1])
                 row["steps"] = step
                 if not (math.isfinite(train_loss) and math.isfinite(metrics["val_loss"])):
                     raise Diverged(f"loss is {train_loss} at step {step}")
@@ -488,7 +495,9 @@ def write_history(point_dir: Path | None, history: list) -> None:
     atomic_write_text(point_dir / "history.csv", "\n".join(lines) + "\n")
 
 
-def finish_row(row: dict, status: str, error, history: list, point_dir: Path | None) -> None:
+def finish_row(
+    row: dict, status: str, error, history: list, point_dir: Path | None, logger
+) -> None:
     row["status"] = status
     row["error"] = (
         None
@@ -506,6 +515,7 @@ def finish_row(row: dict, status: str, error, history: list, point_dir: Path | N
     if point_dir is not None:
         write_history(point_dir, history)
         write_json(point_dir / "result.json", row)
+    logger.close(row)
 
 
 def _now() -> str:
