@@ -226,7 +226,8 @@ def cmd_run(args) -> int:
         write_results(out)
         return EXIT_INTERRUPTED
     df = write_results(out)
-    console.print(points_table(df[df["point_id"].isin([r["point_id"] for r in rows])], "run"))
+    ours = df["point_id"].str.partition("~")[0].isin([r["point_id"] for r in rows])
+    console.print(points_table(df[ours], "run"))  # with their compressed variants
     for row in rows:
         if row["status"] != "ok":
             console.print(f"[red]{row['status']}[/] (seed {row['seed']}): {row['error']}")

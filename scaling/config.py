@@ -259,6 +259,7 @@ class TrainerConfig:
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     # steps between checkpoints; an interrupted point resumes from the last one
     checkpoint_every: int | None = None
+    save_model: bool = False  # keep the trained weights as model.pt (a teacher, compression later)
     # train seeds seed … seed+K-1 of this point at once (torch.func.vmap): K rows from one run
     pack_seeds: int = 1
     _group = "trainer"
@@ -315,6 +316,69 @@ class LoggerConfig:
     experiment: str | None = None  # mlflow experiment; None: the sweep's name
 
 
+# ---------------------------------------------------------------- compress, distill
+
+
+COMPRESS_METHODS = ("none", "prune", "quantize", "cast")
+
+
+@dataclass
+class CompressConfig:
+    """A post-training step: each level is evaluated and becomes a row of its own."""
+
+    method: str = "none"  # none | prune | quantize | cast
+    # prune: fractions of weights set to zero; quantize: int8 | fp16 (dynamic); cast: bf16 | fp16
+    levels: list[Any] = field(default_factory=list)
+    scope: str = "global"  # prune: smallest magnitudes over all layers (global) or per layer
+    _group = "compress"
+
+    def __post_init__(self):
+        if self.method not in COMPRESS_METHODS:
+            raise ValueError(
+                f"compress.method must be one of {', '.join(COMPRESS_METHODS)}, got '{self.method}'"
+            )
+        if self.scope not in ("global", "layer"):
+            raise ValueError(f"compress.scope must be global or layer, got '{self.scope}'")
+        allowed = {"quantize": ("int8", "fp16"), "cast": ("bf16", "fp16")}.get(self.method)
+        for level in self.levels:
+            if self.method == "prune" and not (isinstance(level, (int, float)) and 0 <= level < 1):
+                raise ValueError(f"compress.levels: sparsities lie in [0, 1), got {level}")
+            if allowed and level not in allowed:
+                raise ValueError(
+                    f"compress.levels for {self.method}: choose from {', '.join(allowed)}, "
+                    f"got '{level}'"
+                )
+        if self.method != "none" and not self.levels:
+            raise ValueError(f"compress.method={self.method} needs compress.levels")
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation: loss = (1-alpha)·hard-label loss + alpha·T²·KL(teacher ‖ student).
+
+    The teacher is a path (a point folder, a sweep folder, whose best saved model
+    is taken, or a model.pt file), or ``teacher_overrides``: the settings that
+    turn the student's config into the teacher's, trained once inside the study.
+    """
+
+    alpha: float = 0.0  # 0: plain training
+    temperature: float = 2.0
+    teacher: str | None = None
+    teacher_overrides: list[str] | None = None  # e.g. [model.width=512]
+    _group = "distill"
+
+    def __post_init__(self):
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"distill.alpha must be in [0, 1], got {self.alpha}")
+        _positive(self, "temperature")
+        if self.alpha > 0 and not (self.teacher or self.teacher_overrides):
+            raise ValueError("distill.alpha > 0 needs distill.teacher or distill.teacher_overrides")
+
+    @property
+    def on(self) -> bool:
+        return self.alpha > 0
+
+
 # ---------------------------------------------------------------- top level
 
 
@@ -325,6 +389,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     sweep: str = "run"  # the study's name (a preset's name)
     out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
     # stop launching points after this many failures in a row (`scale sweep --max-failures`)
@@ -352,6 +418,7 @@ GROUPS = {
     "optim": {"adamw": OptimConfig, "sgd": OptimConfig},
     "trainer": {"default": TrainerConfig},
     "logger": {"csv": LoggerConfig, "tensorboard": LoggerConfig, "mlflow": LoggerConfig},
+    "compress": {m: CompressConfig for m in COMPRESS_METHODS},
 }
 
 

@@ -109,7 +109,10 @@ class SweepProgress:
 
 
 TABLE_COLUMNS = {  # column -> (header, format)
-    "point_id": ("id", lambda v: str(v)[:8]),
+    "point_id": (
+        "id",
+        lambda v: str(v)[:8] + "~" + str(v).partition("~")[2] if "~" in str(v) else str(v)[:8],
+    ),
     "status": ("status", None),
     "params": ("N", lambda v: f"{int(v):,}"),
     "steps": ("steps", lambda v: f"{int(v):,}"),
@@ -124,7 +127,7 @@ def points_table(df, title: str) -> Table:
     table = Table(title=title)
     for c, (header, _) in TABLE_COLUMNS.items():
         table.add_column(header, justify="left" if c in ("point_id", "status") else "right")
-    for _, r in df.sort_values("params", na_position="last").iterrows():
+    for _, r in df.sort_values(["params", "point_id"], na_position="last").iterrows():
         cells = []
         for c, (_, fmt) in TABLE_COLUMNS.items():
             v = r.get(c)

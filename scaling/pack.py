@@ -25,12 +25,14 @@ from torch.func import functional_call, stack_module_state
 
 from . import measure
 from .data import load_data
+from .distill import load_teacher, objective, teacher_flops
 from .loggers import open_logger
 from .models import build_model, family
 from .mup import param_groups
 from .train import (
     Batches,
     Diverged,
+    after_training,
     autocast_for,
     evaluate,
     finish_row,
@@ -134,6 +136,8 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
         base = build_model(cfg.model, spec)  # built on meta so tied weights stay tied
     counts = measure.param_counts(models[0])
     loss_fn = loss_fn_for(spec.task)
+    teacher = load_teacher(cfg, spec, device) if cfg.distill.alpha > 0 else None
+    objective_of = objective(loss_fn, teacher, cfg.distill)
     batches = [Batches(data, tr.batch_size, device, c.trainer.seed) for c in configs]
     x, y = next(batches[0])
     flops = measure.training_flops(models[0], x, y, loss_fn)
@@ -161,7 +165,7 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
     params, buffers = stack_module_state(models)  # leaves of shape (K, ...)
 
     def one_loss(p, b, x, y):
-        return loss_fn(functional_call(base, (p, b), (x,)), y)
+        return objective_of(functional_call(base, (p, b), (x,)), x, y)
 
     losses_of = torch.vmap(one_loss)
     if tr.compile:
@@ -228,7 +232,10 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
             throughput=K * step * examples_per_step / train_time if train_time > 0 else None,
             mfu=K * flops_per_step * step / train_time / peak if peak and train_time > 0 else None,
         )  # fmt: skip
+        if teacher is not None:
+            rows[k]["flops_teacher_per_step"] = teacher_flops(teacher, x)
         rows[k].update(data.info)
+        after_training(models[k], data, configs[k], rows[k], device, eval_batch, point_dirs[k])
 
 
 @torch.no_grad()

@@ -257,3 +257,72 @@ def figures(
         if histories:
             paths += learning_curves(histories, sizes, out_dir, title)
     return paths
+
+
+MARKERS = {"none": "o", "prune": "^", "quantize": "s", "cast": "D"}
+
+
+def accuracy_vs_bytes(df, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Every model, as trained and compressed: validation accuracy against bytes on disk.
+
+    Colour is the size, the marker the compression; the line is the Pareto front (the best
+    accuracy at or below each size in bytes).
+    """
+    d = df[df["model_bytes"].notna() & df["val_accuracy"].notna()].sort_values("model_bytes")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    norm = LogNorm(d["params"].min(), max(d["params"].max(), d["params"].min() * 1.01))
+    cmap = plt.get_cmap("viridis")
+    for method, group in d.groupby(d["compression"].fillna("none")):
+        ax.scatter(group["model_bytes"], group["val_accuracy"], c=cmap(norm(group["params"])),
+                   marker=MARKERS.get(method, "o"), s=30, label=method, zorder=3)  # fmt: skip
+    front = d[d["val_accuracy"] >= d["val_accuracy"].cummax()]
+    ax.step(front["model_bytes"], front["val_accuracy"], where="post", color="0.3", lw=1,
+            label="Pareto front")  # fmt: skip
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label("params"))
+    ax.set_xscale("log")
+    ax.set_xlabel("model size on disk (bytes)")
+    ax.set_ylabel(label("val_accuracy"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, out_dir, "accuracy_vs_bytes")
+
+
+def loss_vs_sparsity(df, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Validation loss of each size as more of its weights are pruned (0: as trained)."""
+    d = df.assign(base=df["point_id"].str.partition("~")[0])
+    d = d[d["compression"].isin(["none", "prune"])]
+    d = d.assign(sparsity=d["sparsity"].where(d["compression"] == "prune", 0.0))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    norm = LogNorm(d["params"].min(), max(d["params"].max(), d["params"].min() * 1.01))
+    cmap = plt.get_cmap("viridis")
+    for _, group in d.groupby("base"):
+        if (group["compression"] == "prune").any():
+            g = group.sort_values("sparsity")
+            ax.plot(g["sparsity"], g["val_loss"], marker="o", ms=3,
+                    color=cmap(norm(g["params"].iloc[0])))  # fmt: skip
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label("params"))
+    ax.set_yscale("log")
+    ax.set_xlabel("sparsity (fraction of weights pruned)")
+    ax.set_ylabel(label("val_loss"))
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, out_dir, "loss_vs_sparsity")
+
+
+def distilled_vs_plain(df, x: str, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Students trained alone (α = 0) and distilled (each α > 0) against size; the teacher starred."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    teacher = df["label"].fillna("").str.startswith("teacher")
+    for i, (alpha, group) in enumerate(df[~teacher].groupby("distill.alpha")):
+        g = group.sort_values(x)
+        name = "trained alone" if alpha == 0 else f"distilled (α={alpha:g})"
+        ax.plot(g[x], g["val_loss"], marker="o", color=f"C{i}", label=name)
+    if teacher.any():
+        t = df[teacher]
+        ax.scatter(t[x], t["val_loss"], marker="*", s=150, color="k", label="teacher", zorder=4)
+    _loglog(ax, label(x), label("val_loss"), title)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "distilled_vs_plain")

@@ -182,11 +182,73 @@ def _html(secs, figures: list[Path], title: str) -> str:
     return "\n".join(parts)
 
 
+def compression_section(ok: pd.DataFrame) -> tuple[str, list] | None:
+    """Accuracy and bytes of each size as trained and at each compression level."""
+    if "compression" not in ok or not ok["compression"].isin(["prune", "quantize", "cast"]).any():
+        return None
+    d = ok.assign(level=ok["compress_level"].where(ok["compression"] != "none", "as trained"))
+    d = d.assign(level=d["level"].astype(str).where(d["compression"] != "prune",
+                                                   "sparsity " + d["level"].astype(str)))  # fmt: skip
+    order = list(dict.fromkeys(d.sort_values(["compression", "level"])["level"]))
+    order = ["as trained"] + [x for x in order if x != "as trained"]
+    blocks = [
+        "Each size trained once, then evaluated as trained and compressed; bytes on disk store "
+        "a weight matrix sparse (CSR) where that is smaller. Accuracy:"
+    ]
+    for value, name in (("val_accuracy", "accuracy"), ("model_bytes", "bytes")):
+        if name == "bytes":
+            blocks.append("Bytes on disk:")
+        table = d.pivot_table(index="params", columns="level", values=value, aggfunc="mean")
+        table = table[[c for c in order if c in table.columns]].reset_index()
+        blocks.append(table.rename(columns={"params": "N"}).map(_fmt))
+    return "Compression", blocks
+
+
+def distillation_section(ok: pd.DataFrame, x: str) -> tuple[str, list] | None:
+    """Students trained alone and distilled, per size, and what distillation gained."""
+    if "distill.alpha" not in ok or not (ok["distill.alpha"] > 0).any():
+        return None
+    students = ok[~ok["label"].fillna("").str.startswith("teacher")]
+    table = students.pivot_table(
+        index=x, columns="distill.alpha", values="val_loss", aggfunc="mean"
+    )
+    table.columns = ["alone" if a == 0 else f"distilled α={a:g}" for a in table.columns]
+    blocks = []
+    if "alone" in table:
+        for c in [c for c in table.columns if c != "alone"]:
+            table[f"gain {c.split(' ')[1]}"] = table["alone"] - table[c]
+    teacher = ok[ok["label"].fillna("").str.startswith("teacher")]
+    if len(teacher):
+        t = teacher.iloc[0]
+        blocks.append(f"Teacher: {t['label']}, N = {int(t['params']):,}, val loss {t['val_loss']:.4f}. "
+                      "Validation loss of each student (a positive gain: distillation helped):")  # fmt: skip
+    return "Distillation", blocks + [table.reset_index().rename(columns={x: label(x)}).map(_fmt)]
+
+
+def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str):
+    """Sections and figures of studies beyond size (compression, distillation), where present."""
+    from . import plots
+
+    ok = df_all[df_all["status"] == "ok"] if "status" in df_all else df_all
+    secs, figs = [], []
+    section = compression_section(ok)
+    if section:
+        secs.append(section)
+        figs += plots.accuracy_vs_bytes(ok, plots_dir, title)
+        if (ok["compression"] == "prune").any():
+            figs += plots.loss_vs_sparsity(ok, plots_dir, title)
+    section = distillation_section(ok, x)
+    if section:
+        secs.append(section)
+        figs += plots.distilled_vs_plain(ok, x, plots_dir, title)
+    return secs, figs
+
+
 def write_report(out_dir: Path, df_all: pd.DataFrame, analysis, figures: list[Path], title: str,
-                 config: str | None = None) -> tuple[Path, Path]:  # fmt: skip
+                 config: str | None = None, extra=()) -> tuple[Path, Path]:  # fmt: skip
     """Write report.md (figures linked) and report.html (figures embedded) into ``out_dir``."""
     pngs = [f for f in figures if f.suffix == ".png"]
-    secs = sections(df_all, analysis, title, config)
+    secs = sections(df_all, analysis, title, config) + list(extra)
     md, page = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md, _md(secs, pngs, out_dir))
     atomic_write_text(page, _html(secs, pngs, title))
@@ -247,5 +309,7 @@ def write_all(table, analysis, title: str) -> dict:
         info = json.loads(grid.read_text())
         command = f"# {info['command']}" if info.get("command") else ""
         config = "\n".join(x for x in (command, info.get("preset", "")) if x) or None
-    md, page = write_report(out, table.all, analysis, figs, title, config)
+    extra, more = study_sections(table.all, analysis.x, out / "plots", title)
+    md, page = write_report(out, table.all, analysis, figs + more, title, config, extra)
+    figs += more
     return {"fits": out / "fits.json", "figures": figs, "report_md": md, "report_html": page}

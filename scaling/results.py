@@ -24,6 +24,7 @@ COLUMNS = [
     "flops_per_step", "flops_total", "flops_6nd",
     "train_loss", "val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_bpb", "val_r2",
     "wall_time_s", "throughput", "peak_memory_bytes", "model_bytes", "mfu",
+    "compression", "compress_level", "sparsity", "params_nonzero", "flops_teacher_per_step",
     "device", "dtype", "torch_version", "started_at", "finished_at",
 ]  # fmt: skip
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
@@ -45,7 +46,7 @@ _TRAINER_KEPT = (
 def point_identity(cfg: dict, data_hash: str, device_type: str, dtype: str) -> dict:
     """What identifies a point: model, data (content hash for paths), optimizer, trainer numbers, device type, dtype."""
     data = {k: v for k, v in cfg["data"].items() if k not in _DATA_PATHS}
-    return {
+    identity = {
         "model": cfg["model"],
         "data": {**data, "content": data_hash},
         "optim": cfg["optim"],
@@ -53,6 +54,12 @@ def point_identity(cfg: dict, data_hash: str, device_type: str, dtype: str) -> d
         "device": device_type,
         "dtype": dtype,
     }
+    # studies beyond size change a point only when they are on (older ids stay valid)
+    if cfg.get("compress", {}).get("method", "none") != "none":
+        identity["compress"] = cfg["compress"]
+    if cfg.get("distill", {}).get("alpha", 0) > 0:
+        identity["distill"] = cfg["distill"]
+    return identity
 
 
 def point_id(identity: dict) -> str:
@@ -112,7 +119,9 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     for point_dir in sorted((sweep_dir / "points").glob("*")):
         row = read_result(point_dir)
         if row is not None:
-            rows.append({**row, "label": grid.get(row["point_id"], {}).get("label")})
+            base, _, variant = row["point_id"].partition("~")  # a compressed variant's row
+            name = grid.get(base, {}).get("label")
+            rows.append({**row, "label": f"{name} {variant}" if name and variant else name})
             seen.add(row["point_id"])
     for pid, point in grid.items():
         if pid not in seen:
@@ -181,6 +190,13 @@ def load_table(target: str, needed: list[str]) -> Table:
         for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
             excluded[f"status {status}"] = int(count)
         ok = df[df["status"] == "ok"]
+    # size laws are fitted on models as trained; compressed and distilled rows have their own sections
+    for column, reason in (("compression", "compressed variant"), ("distill.alpha", "distilled")):
+        if column in ok.columns:
+            other = ok[column].notna() & ~ok[column].isin(["none", 0, 0.0])
+            if other.any():
+                excluded[reason] = int(other.sum())
+                ok = ok[~other]
     for c in needed:
         values = pd.to_numeric(ok[c], errors="coerce")
         bad_text = values.isna() & ok[c].notna()

@@ -200,6 +200,7 @@ def check_shapes(cfg, specs: dict) -> int:
         params = param_counts(model)["total"]
         peak_lr(cfg)
         check_packable(cfg)
+        check_studies(cfg, specs)
         per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
         flops = (
             _meta_flops(model, spec, cfg.trainer.batch_size) if cfg.trainer.budget == "flops" else 1
@@ -208,6 +209,27 @@ def check_shapes(cfg, specs: dict) -> int:
     except (ValueError, FileNotFoundError, OSError, OmegaConfBaseException) as e:
         raise BadInput(str(e).splitlines()[0]) from None
     return params
+
+
+def check_studies(cfg, specs: dict) -> None:
+    """Pre-flight checks of distillation, μP and trackers (ValueError or BadInput)."""
+    from .distill import find_teacher, teacher_config
+    from .loggers import check_logger
+    from .mup import check_mup
+
+    check_logger(cfg)
+    check_mup(cfg)
+    if cfg.distill.alpha > 0:
+        if spec_of(cfg, specs).task == "regression":
+            raise ValueError("distill: a regression task has no logits to distil")
+        if cfg.distill.teacher:
+            find_teacher(Path(cfg.distill.teacher).expanduser())
+        else:
+            check_shapes(teacher_config(cfg), specs)
+
+
+def spec_of(cfg, specs: dict):
+    return specs[json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)][0]
 
 
 def _meta_flops(model, spec, batch_size: int) -> int:
@@ -277,13 +299,21 @@ def _entries(cfg, point: list[str], name: str) -> list[dict]:
     A packed seed's ``overrides`` train it alone; its ``job`` is the pack's, which
     the launcher runs once for all the pack's seeds.
     """
+    from .distill import teacher_config
     from .pack import pack_configs
     from .train import identify
 
+    teacher = []
+    if cfg.distill.alpha > 0 and cfg.distill.teacher_overrides and not cfg.distill.teacher:
+        # trained by the first of its students (job None: not launched on its own)
+        overrides = list(cfg.distill.teacher_overrides)
+        teacher = [{"point_id": identify(teacher_config(cfg)), "overrides": overrides,
+                    "label": "teacher " + label(overrides, {o.split("=")[0] for o in overrides}),
+                    "job": None}]  # fmt: skip
     if cfg.trainer.pack_seeds == 1:
-        return [{"point_id": identify(cfg), "overrides": point, "label": name}]
+        return teacher + [{"point_id": identify(cfg), "overrides": point, "label": name}]
     own = [o for o in point if o.split("=")[0].lstrip("+~") not in PACK_KEYS]
-    return [
+    return teacher + [
         {
             "point_id": identify(c),
             "overrides": own + [f"trainer.seed={c.trainer.seed}", "trainer.pack_seeds=1"],
@@ -363,7 +393,10 @@ def launch(
             task_function=run_job,
             config=cfg,
         )
-        jobs = dict.fromkeys(tuple(p.get("job", p["overrides"])) for p in points)  # packs once
+        jobs = dict.fromkeys(
+            tuple(p.get("job", p["overrides"]) or ()) for p in points
+        )  # packs once
+        jobs.pop((), None)  # points trained by others (a study's teacher)
         returns = launcher.launch([job_part + list(job) for job in jobs], initial_job_idx=0)
     # a job raises only where the runner itself broke (train_point turns training errors into rows);
     # say so rather than leave the point pending without a word
@@ -465,6 +498,7 @@ def train_points(cfg, out: Path, again: bool = False) -> list[dict]:
 
     Points with an ok result are skipped unless ``again``.
     """
+    from .distill import ensure_teacher
     from .pack import pack_configs, train_pack
     from .train import identify, train_point
 
@@ -475,6 +509,8 @@ def train_points(cfg, out: Path, again: bool = False) -> list[dict]:
         done = read_result(point_dir)
         if again or done is None or done["status"] != "ok":
             todo.append((c, point_dir))
+    if todo:
+        ensure_teacher(cfg)
     if len(todo) == 1:
         return [train_point(*todo[0])]
     return train_pack(*zip(*todo)) if todo else []

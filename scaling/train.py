@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from . import measure
+from . import compress, distill, measure
 from .data import fingerprint, load_data
 from .loggers import open_logger
 from .models import build_model, family
@@ -202,7 +202,9 @@ def flat_config(cfg) -> dict:
                 out[f"{prefix}{k}"] = v
 
     container = OmegaConf.to_container(cfg, resolve=True)
-    walk({k: container[k] for k in ("model", "data", "optim", "trainer")}, "")
+    walk(
+        {k: container[k] for k in ("model", "data", "optim", "trainer", "distill", "compress")}, ""
+    )
     return out
 
 
@@ -349,6 +351,8 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
     row["model_bytes"] = measure.model_bytes(model)
 
     loss_fn = loss_fn_for(spec.task)
+    teacher = distill.load_teacher(cfg, spec, device) if cfg.distill.alpha > 0 else None
+    objective = distill.objective(loss_fn, teacher, cfg.distill)
     batches = Batches(data, tr.batch_size, device, tr.seed)
     x, y = next(batches)
     flops = measure.training_flops(model, x, y, loss_fn)
@@ -404,7 +408,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
                 group["lr"] = lr * group.get("lr_mult", 1.0)
             x, y = next(batches)
             with autocast():
-                loss = loss_fn(train_model(x), y)
+                loss = objective(train_model(x), x, y)
             scaler.scale(loss).backward()
             if optim.grad_clip:
                 scaler.unscale_(opt)
@@ -471,7 +475,22 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
     )
     peak = measure.peak_flops(device, dtype)
     row["mfu"] = flops_per_step * step / train_time / peak if peak and train_time > 0 else None
+    if teacher is not None:
+        row["flops_teacher_per_step"] = distill.teacher_flops(teacher, x)
     row.update(data.info)
+    after_training(model, data, cfg, row, device, eval_batch, point_dir)
+
+
+def after_training(model, data, cfg, row: dict, device, eval_batch: int, point_dir) -> None:
+    """What follows a finished point: model.pt when asked, and its compressed variants' rows."""
+    row.update(compression="none", params_nonzero=compress.nonzero_params(model))
+    distill.save_model(model, cfg, point_dir)
+    if cfg.compress.method == "none":
+        return
+    for variant in compress.rows(model, data, cfg, row, device, eval_batch):
+        if point_dir is not None:
+            write_json(Path(point_dir).parent / variant["point_id"] / "result.json",
+                       variant | {"finished_at": _now()})  # fmt: skip
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
