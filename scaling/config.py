@@ -327,7 +327,7 @@ class CompressConfig:
     """A post-training step: each level is evaluated and becomes a row of its own."""
 
     method: str = "none"  # none | prune | quantize | cast
-    # prune: fractions of weights set to zero; quantize: int8 | fp16 (dynamic); cast: bf16 | fp16
+    # prune: fractions of weights set to zero; quantize: int8 (dynamic); cast: bf16 | fp16
     levels: list[Any] = field(default_factory=list)
     scope: str = "global"  # prune: smallest magnitudes over all layers (global) or per layer
     _group = "compress"
@@ -339,7 +339,7 @@ class CompressConfig:
             )
         if self.scope not in ("global", "layer"):
             raise ValueError(f"compress.scope must be global or layer, got '{self.scope}'")
-        allowed = {"quantize": ("int8", "fp16"), "cast": ("bf16", "fp16")}.get(self.method)
+        allowed = {"quantize": ("int8",), "cast": ("bf16", "fp16")}.get(self.method)
         for level in self.levels:
             if self.method == "prune" and not (isinstance(level, (int, float)) and 0 <= level < 1):
                 raise ValueError(f"compress.levels: sparsities lie in [0, 1), got {level}")

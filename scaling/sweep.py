@@ -23,7 +23,11 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import (
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -147,6 +151,8 @@ def compose_point(point: list[str], preset: Path | None = None, extra: list[str]
     """Compose, apply ``model.size`` and validate one point; a bad point raises BadInput."""
     try:
         cfg = compose(CONFIG_NAME, overrides=preset_overrides(preset) + list(extra) + list(point))
+    except OverrideParseException as e:
+        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
     except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as e:
         raise BadInput(explain(e, point)) from None
     return prepare(cfg, point)
