@@ -1,0 +1,165 @@
+"""Trackers, read back with their own libraries: what they show is what history.csv holds."""
+
+import importlib.util
+import json
+
+import pandas as pd
+import pytest
+from conftest import TINY
+from omegaconf import OmegaConf
+
+import scaling.train as train
+from scaling import loggers
+from scaling.cli import main
+
+mlflow = pytest.importorskip("mlflow")
+pytest.importorskip("tensorboard")
+
+SWEEP = ["sweep", "mlp_width", "model.width=4,8", *TINY, "--bootstrap", "0"]
+
+
+def _points(sweep_dir):
+    return {
+        p.name: (pd.read_csv(p / "history.csv"), json.loads((p / "result.json").read_text()))
+        for p in sorted((sweep_dir / "points").iterdir())
+    }
+
+
+def _runs(uri, experiment="mlp_width"):
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment} in {uri}"
+    return client, client.search_runs([found.experiment_id])
+
+
+def test_tensorboard_curves_and_hparams(in_tmp):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert main([*SWEEP, "logger=tensorboard"]) == 0
+    points = _points(in_tmp / "outputs" / "mlp_width")
+    assert len(points) == 2
+    for point_id, (history, result) in points.items():
+        events = in_tmp / "outputs" / "mlp_width" / "points" / point_id / "tensorboard"
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        assert {"train_loss", "val_loss", "val_accuracy", "lr", "throughput"} <= set(
+            acc.Tags()["scalars"]
+        )
+        val = acc.Scalars("val_loss")
+        assert [e.step for e in val] == history["step"].tolist() == [2, 3]
+        assert [e.value for e in val] == pytest.approx(history["val_loss"].tolist(), rel=1e-6)
+        final = acc.Scalars("final/val_loss")
+        assert final[-1].value == pytest.approx(result["val_loss"], rel=1e-6)
+
+        content = acc.PluginTagToContent("hparams")
+        assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(content)
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info
+        assert start.hparams["model.width"].number_value == result["model.width"]
+        assert start.hparams["point_id"].string_value == point_id
+        assert start.hparams["status"].string_value == "ok"
+
+
+def test_mlflow_one_run_per_point(in_tmp):
+    assert main([*SWEEP, "logger=mlflow"]) == 0
+    sweep_dir = in_tmp / "outputs" / "mlp_width"
+    points = _points(sweep_dir)
+    client, runs = _runs(f"sqlite:///{sweep_dir / 'mlruns.db'}")
+    assert len(runs) == 2
+    assert {r.data.params["model.width"] for r in runs} == {"4", "8"}
+    for run in runs:
+        history, result = points[run.data.tags["point_id"]]
+        assert run.info.status == "FINISHED" and run.data.tags["status"] == "ok"
+        assert run.info.run_name == result["point_id"]
+        assert run.data.params["trainer.steps"] == "3"
+        val = client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.step for m in val][:2] == history["step"].tolist()
+        assert [m.value for m in val][:2] == pytest.approx(history["val_loss"].tolist())
+        assert run.data.metrics["params"] == result["params"]
+        assert run.data.metrics["val_loss"] == pytest.approx(result["val_loss"])
+
+
+def test_mlflow_packed_seeds_keep_their_runs_apart(in_tmp):
+    argv = ["sweep", "mlp_width", "model.width=4", "trainer.pack_seeds=2", "logger=mlflow", *TINY]
+    assert main([*argv, "--bootstrap", "0"]) == 0
+    sweep_dir = in_tmp / "outputs" / "mlp_width"
+    points = _points(sweep_dir)
+    client, runs = _runs(f"sqlite:///{sweep_dir / 'mlruns.db'}")
+    assert len(runs) == 2 and {r.data.params["trainer.seed"] for r in runs} == {"0", "1"}
+    for run in runs:
+        history, _ = points[run.data.tags["point_id"]]
+        val = client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.value for m in val][:2] == pytest.approx(history["val_loss"].tolist())
+
+
+def test_a_failed_point_ends_its_mlflow_run_failed(in_tmp, monkeypatch):
+    def loss_fn_for(task):
+        def loss(logits, y):
+            raise RuntimeError("boom")
+
+        return loss
+
+    monkeypatch.setattr(train, "loss_fn_for", loss_fn_for)
+    assert main(["sweep", "mlp_width", "model.width=4", "logger=mlflow", *TINY]) == 1
+    _, runs = _runs(f"sqlite:///{in_tmp / 'outputs' / 'mlp_width' / 'mlruns.db'}")
+    assert len(runs) == 1
+    assert runs[0].info.status == "FAILED"
+    assert runs[0].data.tags["status"] == "failed" and "boom" in runs[0].data.tags["error"]
+
+
+def test_mlflow_run_status_follows_the_point(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    cfg = OmegaConf.create(
+        {"logger": {"name": "mlflow", "tracking_uri": uri, "experiment": "statuses"},
+         "sweep": "s", "out": str(tmp_path)}
+    )  # fmt: skip
+    expected = {"ok": "FINISHED", "failed": "FAILED", "diverged": "FAILED", "oom": "FAILED",
+                "interrupted": "KILLED"}  # fmt: skip
+    for status in expected:
+        logger = loggers.open_logger(cfg, tmp_path, {"point_id": status, "model.width": 4})
+        logger.log(1, {"step": 1, "train_loss": 2.0, "val_loss": float("nan"), "lr": None})
+        logger.close({"status": status, "val_loss": 1.5, "steps": 1, "error": None})
+    _, runs = _runs(uri, "statuses")
+    assert {r.data.tags["point_id"]: r.info.status for r in runs} == expected
+    assert all(r.data.metrics == {"train_loss": 2.0, "val_loss": 1.5, "steps": 1.0} for r in runs)
+
+
+def test_mlflow_tracking_uri_from_the_environment(tmp_path, monkeypatch):
+    cfg = OmegaConf.create(
+        {"logger": {"name": "mlflow", "tracking_uri": None, "experiment": None},
+         "sweep": "s", "out": str(tmp_path / "study")}
+    )  # fmt: skip
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert loggers.tracking_uri(cfg) == f"sqlite:///{tmp_path / 'study' / 'mlruns.db'}"
+
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    logger = loggers.open_logger(cfg, tmp_path, {"point_id": "p", "model.width": 4})
+    logger.close({"status": "ok", "val_loss": 1.5, "steps": 3})
+    _, runs = _runs(uri, "s")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert not (tmp_path / "study" / "mlruns.db").exists()
+
+
+@pytest.mark.parametrize("name", ["tensorboard", "mlflow"])
+def test_a_missing_tracker_is_bad_input(tmp_path, monkeypatch, name):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda pkg, *a: None if pkg == name else real(pkg, *a)
+    )
+    cfg = OmegaConf.create({"logger": {"name": name}, "sweep": "s", "out": str(tmp_path)})
+    message = f"logger={name} needs the {name} package: pip install 'scaling\\[{name}\\]'"
+    with pytest.raises(ValueError, match=message):
+        loggers.check_logger(cfg)
+    with pytest.raises(ValueError, match=message):
+        loggers.open_logger(cfg, tmp_path, {"point_id": "x"})
+
+
+def test_unknown_tracker_and_csv():
+    with pytest.raises(ValueError, match="unknown logger=wandb"):
+        loggers.check_logger(OmegaConf.create({"logger": {"name": "wandb"}}))
+    cfg = OmegaConf.create({"logger": {"name": "csv"}})
+    loggers.check_logger(cfg)
+    assert isinstance(loggers.open_logger(cfg, None, {}), loggers.NoLogger)
