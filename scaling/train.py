@@ -534,7 +534,10 @@ def finish_row(
     if point_dir is not None:
         write_history(point_dir, history)
         write_json(point_dir / "result.json", row)
-    logger.close(row)
+    try:
+        logger.close(row)
+    except Exception as e:  # noqa: BLE001 - the row is written; a tracker's failure must not lose it
+        warnings.warn(f"logger={type(logger).__name__}: {type(e).__name__}: {e}", stacklevel=1)
 
 
 def _now() -> str:
