@@ -1,8 +1,14 @@
-"""Multi-layer perceptron: ``depth`` hidden layers of ``width`` units."""
+"""Multi-layer perceptron: ``depth`` hidden layers of ``width`` units.
+
+Under ``model.parametrization=mup`` the readout is a ``mup.Readout`` (input × base_width/width)
+initialised at zero, as in the mup package's MLP example; the hidden layers keep PyTorch's
+init (std ∝ 1/√fan_in), which μP asks for too. Under sp the model is a plain stack of Linears.
+"""
 
 from torch import nn
 
 from ..measure import layer_flops
+from ..mup import Readout, width_multiplier
 
 WIDTH = "width"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
@@ -34,8 +40,14 @@ def build(cfg, spec):
             nn.Linear(n_in if i == 0 else cfg.width, cfg.width),
             ACTIVATIONS[cfg.activation](),
         ]
-    layers.append(nn.Linear(cfg.width if cfg.depth else n_in, spec.n_outputs))
-    return MLP(*layers)
+    if getattr(cfg, "parametrization", "sp") == "mup" and cfg.depth:
+        readout = Readout(cfg.width, spec.n_outputs, mult=1 / width_multiplier(cfg))
+        # zero at init, as mup's examples do: every width starts from the same logits, 0
+        nn.init.zeros_(readout.weight)
+        nn.init.zeros_(readout.bias)
+    else:  # sp, or no hidden layer (then nothing depends on width)
+        readout = nn.Linear(cfg.width if cfg.depth else n_in, spec.n_outputs)
+    return MLP(*layers, readout)
 
 
 class MLP(nn.Sequential):

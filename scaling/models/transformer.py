@@ -5,6 +5,16 @@ the token embedding, so GPT-2 small's shape (d_model=768, n_layer=12, n_head=12,
 vocab 50257, context 1024) has 124,439,808 parameters. For vector and image
 data each feature (or image row) is a token, attention is not causal, and the
 mean over positions feeds a linear head.
+
+Under ``model.parametrization=mup`` (μP, see ``scaling.mup``), with m = d_model/base_width:
+the head multiplies its input by 1/m (mup's MuReadout; MuSharedReadout when tied) and, when
+not tied to the embedding, starts at zero; the hidden matrices (attention and MLP weights)
+start with std 0.02/√m, so their variance goes as 1/fan_in and equals sp's at base width;
+attention scores are scaled by √head_dim/d_head instead of 1/√d_head, where head_dim is
+``model.head_dim``: 1/d_head as μP needs when heads grow, equal to sp's scale whenever
+heads are ``head_dim`` wide (the ``model.size`` ladder at every width, and the default
+n_head=4 at base_width=64). A sweep of d_model at fixed n_head should set
+``model.head_dim=base_width/n_head`` to match sp at base width. Under sp nothing changes.
 """
 
 import math
@@ -14,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..measure import layer_flops
+from ..mup import Readout, width_multiplier
 
 WIDTH = "d_model"  # the field that optim.lr_scaling=width reads
 KINDS = ("tokens", "vector", "image")
@@ -32,25 +43,25 @@ def from_size(k, cfg):
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model, n_head, causal):
+    def __init__(self, d_model, n_head, causal, scale=None):
         super().__init__()
         self.c_attn = nn.Linear(d_model, 3 * d_model)
         self.c_proj = nn.Linear(d_model, d_model)
-        self.n_head, self.causal = n_head, causal
+        self.n_head, self.causal, self.scale = n_head, causal, scale  # None: 1/√d_head
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
 class Block(nn.Module):
-    def __init__(self, d_model, n_head, causal):
+    def __init__(self, d_model, n_head, causal, scale=None):
         super().__init__()
         self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = Attention(d_model, n_head, causal)
+        self.attn = Attention(d_model, n_head, causal, scale)
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(
             nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
@@ -82,18 +93,31 @@ class Transformer(nn.Module):
                 f"model.context={context} is shorter than the data's sequences ({seq_len})"
             )
         self.kind, self.d_model, self.n_layer = spec.kind, cfg.d_model, cfg.n_layer
+        mup = getattr(cfg, "parametrization", "sp") == "mup"  # plain configs without it are sp
+        m = width_multiplier(cfg) if mup else 1.0
+        scale = math.sqrt(cfg.head_dim) / (cfg.d_model // cfg.n_head) if mup else None
         self.wpe = nn.Embedding(context, cfg.d_model)
         self.blocks = nn.ModuleList(
-            Block(cfg.d_model, cfg.n_head, self.lm) for _ in range(cfg.n_layer)
+            Block(cfg.d_model, cfg.n_head, self.lm, scale) for _ in range(cfg.n_layer)
         )
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, spec.n_outputs, bias=not self.lm)
+        if mup:
+            self.head = Readout(cfg.d_model, spec.n_outputs, mult=1 / m, bias=not self.lm)
+        else:
+            self.head = nn.Linear(cfg.d_model, spec.n_outputs, bias=not self.lm)
         if self.lm:
             self.head.weight = self.wte.weight  # tied, as in GPT-2
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if mup:
+            with torch.no_grad():
+                for name, p in self.named_parameters():
+                    if name.startswith("blocks.") and p.dim() == 2:  # the hidden matrices
+                        p.mul_(1 / math.sqrt(m))
+                if not self.lm:  # a tied head is the embedding: it keeps the embedding's init
+                    self.head.weight.zero_()
 
     @staticmethod
     def _init(module):
