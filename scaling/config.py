@@ -50,6 +50,7 @@ class MLPConfig(ModelConfig):
     width: int = 64  # hidden units per layer
     depth: int = 2  # hidden layers
     activation: str = "gelu"  # relu | gelu | tanh | silu
+    share_layers: bool = False  # hidden layers 2…depth share one weight matrix (weight sharing)
 
     def __post_init__(self):
         super().__post_init__()

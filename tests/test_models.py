@@ -77,3 +77,27 @@ def test_model_that_cannot_read_the_data_is_a_clear_error():
 
     with pytest.raises(ValueError, match="cannot train on tokens data"):
         build_model(CNNConfig(), DataSpec("tokens", "lm", (64,), 256))
+
+
+def test_shared_hidden_layers_cost_the_flops_of_their_depth_with_fewer_parameters():
+    import torch
+    from omegaconf import OmegaConf
+
+    from scaling.config import MLPConfig
+    from scaling.measure import param_counts, training_flops
+    from scaling.models import DataSpec, build_model
+    from scaling.train import loss_fn_for
+
+    spec = DataSpec("vector", "classification", (40,), 10)
+    x, y = torch.randn(8, 40), torch.randint(0, 10, (8,))
+    counts, flops = {}, {}
+    for share in (False, True):
+        model = build_model(
+            OmegaConf.structured(MLPConfig(width=32, depth=4, share_layers=share)), spec
+        )
+        counts[share] = param_counts(model)["total"]
+        f = training_flops(model, x, y, loss_fn_for("classification"))
+        assert f["total"] == f["analytic"]
+        flops[share] = f["total"]
+    assert counts[False] - counts[True] == 2 * (32 * 32 + 32)  # two of three hidden matrices gone
+    assert flops[True] == flops[False]

@@ -34,12 +34,15 @@ def build(cfg, spec):
     n_in = 1
     for d in spec.input_shape:
         n_in *= d
-    layers = [nn.Flatten()]
+    layers, shared = [nn.Flatten()], None
     for i in range(cfg.depth):
-        layers += [
-            nn.Linear(n_in if i == 0 else cfg.width, cfg.width),
-            ACTIVATIONS[cfg.activation](),
-        ]
+        if i == 0:
+            linear = nn.Linear(n_in, cfg.width)
+        elif getattr(cfg, "share_layers", False):  # one hidden matrix, applied depth-1 times
+            linear = shared = shared or nn.Linear(cfg.width, cfg.width)
+        else:
+            linear = nn.Linear(cfg.width, cfg.width)
+        layers += [linear, ACTIVATIONS[cfg.activation]()]
     if getattr(cfg, "parametrization", "sp") == "mup" and cfg.depth:
         readout = Readout(cfg.width, spec.n_outputs, mult=1 / width_multiplier(cfg))
         # zero at init, as mup's examples do: every width starts from the same logits, 0
