@@ -25,7 +25,7 @@ from torch.func import functional_call, stack_module_state
 
 from . import measure
 from .data import load_data
-from .distill import load_teacher, objective, teacher_flops
+from .distill import load_teacher, objective
 from .loggers import open_logger
 from .models import build_model, family
 from .mup import param_groups
@@ -41,7 +41,7 @@ from .train import (
     make_optimizer,
     new_row,
     peak_lr,
-    plan_steps,
+    plan_point,
     resolve_device,
     resolve_dtype,
     seed_everything,
@@ -134,33 +134,18 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
         models.append(build_model(c.model, spec).to(device))
     with torch.device("meta"):
         base = build_model(cfg.model, spec)  # built on meta so tied weights stay tied
-    counts = measure.param_counts(models[0])
     loss_fn = loss_fn_for(spec.task)
     teacher = load_teacher(cfg, spec, device) if cfg.distill.alpha > 0 else None
     objective_of = objective(loss_fn, teacher, cfg.distill)
-    batches = [Batches(data, tr.batch_size, device, c.trainer.seed) for c in configs]
-    x, y = next(batches[0])
-    flops = measure.training_flops(models[0], x, y, loss_fn)
-    flops_per_step = flops["total"]
-    batches = [Batches(data, tr.batch_size, device, c.trainer.seed) for c in configs]
-    examples_per_step = tr.batch_size * (spec.input_shape[0] if lm else 1)
-    steps = plan_steps(tr, counts["total"], examples_per_step, data.train_size, flops_per_step)
+    seeds = ", ".join(str(c.trainer.seed) for c in configs)
+    fields, steps, examples_per_step = plan_point(
+        cfg, tr, models[0], data, device, dtype, loss_fn, teacher, f", seeds {seeds} packed"
+    )
+    flops_per_step, nonembedding = fields["flops_per_step"], fields["params_nonembedding"]
     lr_peak = peak_lr(cfg)
     for row in rows:
-        row.update(
-            lr=lr_peak, device=str(device), dtype=dtype, task=spec.task,
-            train_size=data.train_size, params=counts["total"],
-            params_nonembedding=counts["nonembedding"], model_bytes=measure.model_bytes(models[0]),
-            flops_per_step=flops_per_step, flops_counter=flops["counter"],
-            flops_analytic=flops["analytic"],
-        )  # fmt: skip
-    seeds = ", ".join(str(c.trainer.seed) for c in configs)
-    print(
-        f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
-        f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}, "
-        f"seeds {seeds} packed",
-        flush=True,
-    )
+        row.update(fields, lr=lr_peak, device=str(device), dtype=dtype)
+    batches = [Batches(data, tr.batch_size, device, c.trainer.seed) for c in configs]
 
     params, buffers = stack_module_state(models)  # leaves of shape (K, ...)
 
@@ -224,16 +209,13 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
         final = evaluate(models[k], data, device, autocast, eval_batch, final=True)
         rows[k].update(final)
         rows[k].update(
-            totals(step, cfg, examples_per_step, lm, flops_per_step, counts["nonembedding"],
-                   train_time),
+            totals(step, cfg, examples_per_step, lm, flops_per_step, nonembedding, train_time),
             train_loss=histories[k][-1]["train_loss"],
             best_val_loss=min(best[k], final["val_loss"]),
             peak_memory_bytes=mem.peak,
             throughput=K * step * examples_per_step / train_time if train_time > 0 else None,
             mfu=K * flops_per_step * step / train_time / peak if peak and train_time > 0 else None,
         )  # fmt: skip
-        if teacher is not None:
-            rows[k]["flops_teacher_per_step"] = teacher_flops(teacher, x)
         rows[k].update(data.info)
         after_training(models[k], data, configs[k], rows[k], device, eval_batch, point_dirs[k])
 

@@ -330,6 +330,40 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     return row
 
 
+def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
+               note: str = "") -> tuple[dict, int, int]:  # fmt: skip
+    """Measure the model on one batch and plan its steps.
+
+    Returns the row's size and FLOP fields, the number of steps and the examples
+    (tokens for language modelling) per step.
+
+    Prints the point's one-line plan (``note`` appended) and warns when the measured
+    and closed-form FLOPs disagree.
+    """
+    spec = data.spec
+    counts = measure.param_counts(model)
+    x, y = next(Batches(data, tr.batch_size, device, tr.seed))  # not a training batch
+    flops = measure.training_flops(model, x, y, loss_fn)
+    per_step = tr.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
+    steps = plan_steps(tr, counts["total"], per_step, data.train_size, flops["total"])
+    disagreement = measure.flops_disagreement(flops)
+    if disagreement:
+        warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
+    print(
+        f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
+        f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}{note}",
+        flush=True,
+    )
+    fields = {
+        "task": spec.task, "train_size": data.train_size,
+        "params": counts["total"], "params_nonembedding": counts["nonembedding"],
+        "model_bytes": measure.model_bytes(model), "flops_per_step": flops["total"],
+        "flops_counter": flops["counter"], "flops_analytic": flops["analytic"],
+        "flops_teacher_per_step": None if teacher is None else distill.teacher_flops(teacher, x),
+    }  # fmt: skip
+    return fields, steps, per_step
+
+
 def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> None:
     # plain dataclasses: a DictConfig attribute costs ~10 µs, too much inside the step loop
     tr, optim = OmegaConf.to_object(cfg.trainer), OmegaConf.to_object(cfg.optim)
@@ -344,37 +378,16 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
     data = load_data(cfg.data)
     spec = data.spec
     lm = spec.task == "lm"
-    row.update(task=spec.task, train_size=data.train_size)
     model = build_model(cfg.model, spec).to(device)
-    counts = measure.param_counts(model)
-    row.update(params=counts["total"], params_nonembedding=counts["nonembedding"])
-    row["model_bytes"] = measure.model_bytes(model)
-
     loss_fn = loss_fn_for(spec.task)
     teacher = distill.load_teacher(cfg, spec, device) if cfg.distill.alpha > 0 else None
     objective = distill.objective(loss_fn, teacher, cfg.distill)
+    fields, steps, examples_per_step = plan_point(
+        cfg, tr, model, data, device, dtype, loss_fn, teacher
+    )
+    row.update(fields)
+    flops_per_step, nonembedding = fields["flops_per_step"], fields["params_nonembedding"]
     batches = Batches(data, tr.batch_size, device, tr.seed)
-    x, y = next(batches)
-    flops = measure.training_flops(model, x, y, loss_fn)
-    flops_per_step = flops["total"]
-    batches = Batches(
-        data, tr.batch_size, device, tr.seed
-    )  # the counting batch is not a training batch
-    examples_per_step = tr.batch_size * (spec.input_shape[0] if lm else 1)
-    steps = plan_steps(tr, counts["total"], examples_per_step, data.train_size, flops_per_step)
-    row.update(
-        flops_per_step=flops_per_step,
-        flops_counter=flops["counter"],
-        flops_analytic=flops["analytic"],
-    )
-    disagreement = measure.flops_disagreement(flops)
-    if disagreement:
-        warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
-    print(
-        f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
-        f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}",
-        flush=True,
-    )
 
     opt = make_optimizer(param_groups(dict(model.named_parameters()), cfg, spec), cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
@@ -466,17 +479,13 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
         ckpt.unlink(missing_ok=True)  # the point is done: its result replaces the checkpoint
     row.update(final)
     row.update(
-        totals(
-            step, cfg, examples_per_step, lm, flops_per_step, counts["nonembedding"], train_time
-        ),
+        totals(step, cfg, examples_per_step, lm, flops_per_step, nonembedding, train_time),
         train_loss=history[-1]["train_loss"],
         best_val_loss=min(best, final["val_loss"]),
         peak_memory_bytes=mem.peak,
     )
     peak = measure.peak_flops(device, dtype)
     row["mfu"] = flops_per_step * step / train_time / peak if peak and train_time > 0 else None
-    if teacher is not None:
-        row["flops_teacher_per_step"] = distill.teacher_flops(teacher, x)
     row.update(data.info)
     after_training(model, data, cfg, row, device, eval_batch, point_dir)
 
