@@ -39,10 +39,11 @@ def teacher_config(cfg):
     return prepare(teacher, overrides)
 
 
-def teacher_dir(cfg) -> Path:
+def teacher_dir(cfg, teacher=None) -> Path:
+    """The study's teacher point folder (``teacher``: its config, when already composed)."""
     from .train import identify
 
-    return Path(cfg.out) / "points" / identify(teacher_config(cfg))
+    return Path(cfg.out) / "points" / identify(teacher or teacher_config(cfg))
 
 
 def ensure_teacher(cfg) -> None:
@@ -51,14 +52,15 @@ def ensure_teacher(cfg) -> None:
 
     if not (cfg.distill.alpha > 0 and cfg.distill.teacher_overrides and not cfg.distill.teacher):
         return
-    folder = teacher_dir(cfg)
+    teacher = teacher_config(cfg)
+    folder = teacher_dir(cfg, teacher)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".teacher.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = read_result(folder)
         if not (done and done["status"] == "ok" and (folder / "model.pt").is_file()):
             print(f"[{cfg.sweep}] training the teacher first", flush=True)
-            train_point(teacher_config(cfg), folder)
+            train_point(teacher, folder)
 
 
 def find_teacher(path: Path) -> Path:

@@ -195,7 +195,7 @@ def check_shapes(cfg, specs: dict) -> int:
     from .pack import check_packable
     from .train import peak_lr, plan_steps
 
-    key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
+    key = _data_key(cfg)
     try:
         if key not in specs:
             data = load_data(cfg.data)
@@ -234,8 +234,14 @@ def check_studies(cfg, specs: dict) -> None:
             check_shapes(teacher_config(cfg), specs)
 
 
+def _data_key(cfg) -> str:
+    """The data settings as a key: points with the same data share one loaded spec."""
+    return json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
+
+
 def spec_of(cfg, specs: dict):
-    return specs[json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)][0]
+    """The data spec ``check_shapes`` loaded for ``cfg``."""
+    return specs[_data_key(cfg)][0]
 
 
 def _meta_flops(model, spec, batch_size: int) -> int:
