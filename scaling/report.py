@@ -226,8 +226,9 @@ def distillation_section(ok: pd.DataFrame, x: str) -> tuple[str, list] | None:
 
 
 def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str):
-    """Sections and figures of studies beyond size (compression, distillation), where present."""
+    """Sections and figures of studies beyond size (compression, distillation, width transfer)."""
     from . import plots
+    from .transfer import transfer_section
 
     ok = df_all[df_all["status"] == "ok"] if "status" in df_all else df_all
     secs, figs = [], []
@@ -241,30 +242,11 @@ def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str):
     if section:
         secs.append(section)
         figs += plots.distilled_vs_plain(ok, x, plots_dir, title)
-    from .transfer import report_section
-
-    markdown = report_section(df_all, plots_dir)
-    if markdown:
-        heading, blocks = _blocks(markdown)
-        secs.append((heading, blocks))
-        figs += [f for f in (plots_dir / "lr_transfer.png", plots_dir / "coord_check.png")
-                 if f.is_file()]  # fmt: skip
+    section = transfer_section(df_all, plots_dir)
+    if section:
+        secs.append(section[:2])
+        figs += section[2]
     return secs, figs
-
-
-def _blocks(markdown: str) -> tuple[str, list]:
-    """A Markdown section as (heading, blocks): paragraphs as text, tables as frames, no images."""
-    parts = [p.strip() for p in markdown.split("\n\n") if p.strip()]
-    blocks = []
-    for part in parts[1:]:
-        if part.startswith("!["):
-            continue  # the figures go with the report's others
-        if part.startswith("|"):
-            rows = [[c.strip() for c in line.strip("|").split("|")] for line in part.splitlines()]
-            blocks.append(pd.DataFrame(rows[2:], columns=rows[0]))
-        else:
-            blocks.append(part)
-    return parts[0].lstrip("# ").strip(), blocks
 
 
 def write_report(out_dir: Path, df_all: pd.DataFrame, analysis, figures: list[Path], title: str,

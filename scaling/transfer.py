@@ -211,23 +211,15 @@ def coord_overrides(row: pd.Series) -> list[str]:
     return out + [f"trainer.seed={int(row.get('trainer.seed', 0) or 0)}"]
 
 
-def report_section(df: pd.DataFrame, plots_dir: Path, steps: int = 10) -> str | None:
-    """A Markdown section on learning-rate transfer, or None when the table is not such a study.
+def transfer_section(df: pd.DataFrame, plots_dir: Path, steps: int = 10):
+    """The learning-rate transfer section as (heading, blocks, figures), or None.
 
-    It needs ``model.parametrization`` with both sp and mup, at least two values of
-    ``optim.lr`` and a width column. Writes ``lr_transfer`` and ``coord_check``
-    (PNG and SVG) into ``plots_dir`` and links the PNGs as ``<plots_dir name>/….png``
-    (the report sits next to ``plots_dir``). The coordinate check trains each of the
-    study's widths for ``steps`` steps on CPU, with the study's settings and the μP
-    optimum at the smallest width as learning rate.
-
-    Args:
-        df: the study's results table (every status; only ok rows count).
-        plots_dir: the report's figure folder.
-        steps: steps of the coordinate check.
-
-    Returns:
-        Markdown starting with a ``## Width transfer (μP)`` heading, or None.
+    None when the table is not such a study: it needs ``model.parametrization`` with
+    both sp and mup, at least two values of ``optim.lr`` and a width column. Blocks
+    are text and tables (DataFrames); figures are the PNG and SVG files written into
+    ``plots_dir`` (``lr_transfer`` and ``coord_check``). The
+    coordinate check trains each of the study's widths for ``steps`` steps on CPU,
+    with the study's settings and the μP optimum at the smallest width as learning rate.
     """
     from .mup import coord_check, coord_growth
 
@@ -250,21 +242,19 @@ def report_section(df: pd.DataFrame, plots_dir: Path, steps: int = 10) -> str | 
             row[f"interpolated, {NAMES[par]}"] = _fmt_lr(interp.loc[width, par])
         rows.append(row)
     grid, fine = spread_decades(table), spread_decades(table, "lr_interp")
-    lines = [
-        "## Width transfer (μP)\n",
+    blocks = [
         "The learning rate with the lowest validation loss at each width (ok points only; "
         "'interpolated' is the vertex of a parabola in log lr through the best point and its "
-        "neighbours; '(edge)' marks an optimum at the end of the lr grid).\n",
-        pd.DataFrame(rows).to_markdown(index=False) + "\n",
+        "neighbours; '(edge)' marks an optimum at the end of the lr grid).",
+        pd.DataFrame(rows),
         "Spread of the best lr across widths: "
         + "; ".join(
             f"{NAMES[p]} {grid[p]:.2f} decades on the grid ({fine[p]:.2f} interpolated)"
             for p in ("sp", "mup")
         )
-        + ". Transfer means a spread near 0.\n",
+        + ". Transfer means a spread near 0.",
     ]
-    links = plot_lr_transfer(df, plots_dir / "lr_transfer")
-    lines.append(f"![lr transfer]({plots_dir.name}/{links[0].name})\n")
+    figures = plot_lr_transfer(df, plots_dir / "lr_transfer")
     ok = df[_scores(df) < np.inf]
     smallest = table[(table["parametrization"] == "mup")].sort_values("width")["lr_opt"].dropna()
     if len(ok) and len(smallest):
@@ -272,9 +262,9 @@ def report_section(df: pd.DataFrame, plots_dir: Path, steps: int = 10) -> str | 
         widths = sorted(int(v) for v in df[w].unique())
         coords = coord_check(coord_overrides(ok.iloc[0]), widths=widths, steps=steps, lr=lr)
         hidden = [name for name in dict.fromkeys(coords["layer"]) if name != "logits"][-1]
-        links = plot_coord_check(coords, plots_dir / "coord_check", [hidden, "logits"])
+        figures += plot_coord_check(coords, plots_dir / "coord_check", [hidden, "logits"])
         growth = {name: coord_growth(coords, name) for name in (hidden, "logits")}
-        lines += [
+        blocks.append(
             f"Coordinate check: {steps} steps at lr {lr:.3g} (the μP optimum at width "
             f"{widths[0]}) at each width, mean |activation| per coordinate. From width "
             f"{widths[0]} to {widths[-1]} it changes by at most "
@@ -282,7 +272,20 @@ def report_section(df: pd.DataFrame, plots_dir: Path, steps: int = 10) -> str | 
                 f"×{g['sp']:.2f} under sp and ×{g['mup']:.2f} under μP ({name})"
                 for name, g in growth.items()
             )
-            + ". Under μP it should stay near ×1.\n",
-            f"![coordinate check]({plots_dir.name}/{links[0].name})\n",
-        ]
+            + ". Under μP it should stay near ×1."
+        )
+    return "Width transfer (μP)", blocks, figures
+
+
+def report_section(df: pd.DataFrame, plots_dir: Path, steps: int = 10) -> str | None:
+    """``transfer_section`` as Markdown, its figures linked as ``<plots_dir name>/….png``."""
+    section = transfer_section(df, plots_dir, steps)
+    if section is None:
+        return None
+    heading, blocks, figures = section
+    lines = [f"## {heading}\n"]
+    for b in blocks:
+        lines.append(b.to_markdown(index=False) + "\n" if isinstance(b, pd.DataFrame) else b + "\n")
+    lines += [f"![{f.stem.replace('_', ' ')}]({Path(plots_dir).name}/{f.name})\n"
+              for f in figures if f.suffix == ".png"]  # fmt: skip
     return "\n".join(lines)
