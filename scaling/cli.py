@@ -212,6 +212,8 @@ def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
 
 
 def cmd_run(args) -> int:
+    from rich.markup import escape
+
     from .console import console, points_table
     from .results import write_results
     from .sweep import check_shapes, compose_point, hydra_context, train_points
@@ -230,7 +232,9 @@ def cmd_run(args) -> int:
     console.print(points_table(df[ours], "run"))  # with their compressed variants
     for row in rows:
         if row["status"] != "ok":
-            console.print(f"[red]{row['status']}[/] (seed {row['seed']}): {row['error']}")
+            console.print(
+                f"[red]{row['status']}[/] (seed {row['seed']}): {escape(str(row['error']))}"
+            )
     return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_POINTS_FAILED
 
 

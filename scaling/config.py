@@ -92,6 +92,8 @@ class TransformerConfig(ModelConfig):
     context: int | None = None  # position table size; default: the data's sequence length
     aspect: int = 32  # model.size=k gives d_model = aspect·k ...
     head_dim: int = 16  # ... and n_head = d_model / head_dim
+    # recompute each block's activations in the backward pass: less memory, about 1/3 more FLOPs
+    checkpoint_activations: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -241,6 +243,7 @@ class OptimConfig:
 
 
 BUDGETS = ("steps", "epochs", "tokens_per_param", "flops")
+BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed's, for trainer.nproc
 
 
 @dataclass
@@ -263,6 +266,16 @@ class TrainerConfig:
     save_model: bool = False  # keep the trained weights as model.pt (a teacher, compression later)
     # train seeds seed … seed+K-1 of this point at once (torch.func.vmap): K rows from one run
     pack_seeds: int = 1
+    # one point as nproc processes (torchrun; DDP, or FSDP2 with fsdp=true): see scaling.distributed
+    nproc: int = 1
+    fsdp: bool = False  # shard parameters, gradients and optimizer state across the nproc processes
+    backend: str = "auto"  # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
+    # examples per process per forward pass; batch_size / (micro_batch_size·nproc) micro-batches
+    # are accumulated per step. None: batch_size / nproc (no accumulation)
+    micro_batch_size: int | None = None
+    profile: bool = (
+        False  # a torch.profiler trace of a few steps in <point>/profile/, top ops in the log
+    )
     _group = "trainer"
 
     def __post_init__(self):
@@ -290,7 +303,10 @@ class TrainerConfig:
             "threads",
             "checkpoint_every",
             "pack_seeds",
+            "nproc",
+            "micro_batch_size",
         )
+        self._check_batches()
         if self.pack_seeds > 1:
             clash = [
                 name
@@ -298,6 +314,9 @@ class TrainerConfig:
                     ("early_stop_patience", self.early_stop_patience),
                     ("checkpoint_every", self.checkpoint_every),
                     ("precision=fp16", self.precision == "fp16"),
+                    ("nproc", self.nproc > 1),
+                    ("fsdp", self.fsdp),
+                    ("micro_batch_size", self.micro_batch_size),
                 )
                 if on
             ]
@@ -307,6 +326,27 @@ class TrainerConfig:
             raise ValueError(
                 f"trainer.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'"
             )
+
+    def _check_batches(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"trainer.backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'"
+            )
+        if self.batch_size % self.nproc:
+            raise ValueError(
+                f"trainer.batch_size={self.batch_size} does not split over trainer.nproc={self.nproc}"
+            )
+        per_process = self.batch_size // self.nproc
+        if self.micro_batch_size and per_process % self.micro_batch_size:
+            raise ValueError(
+                f"trainer.micro_batch_size={self.micro_batch_size} does not divide the "
+                f"{per_process} examples per process per step (batch_size={self.batch_size}, "
+                f"nproc={self.nproc})"
+            )
+        if self.fsdp and self.checkpoint_every:
+            raise ValueError("trainer.fsdp does not combine with trainer.checkpoint_every")
+        if self.fsdp and self.precision == "fp16":
+            raise ValueError("trainer.fsdp does not combine with precision=fp16; use bf16")
 
 
 @dataclass

@@ -21,7 +21,9 @@ from pathlib import Path
 # a history row's values that are curves (the rest are x-axes: step, examples, tokens, wall_s)
 _CURVES = ("train_loss", "val_loss", "val_accuracy", "lr")
 # a final row's numbers that are settings or bookkeeping, not results
-_NOT_RESULTS = {"seed", "batch_size", "world_size", "lr", "compress_level"}
+_NOT_RESULTS = {
+    "seed", "batch_size", "world_size", "micro_batch_size", "grad_accum", "lr", "compress_level",
+}  # fmt: skip
 # a point's identity columns, kept with its settings
 _IDENTITY = ("sweep", "point_id", "family", "dataset", "seed")
 _MLFLOW_RUN_STATUS = {

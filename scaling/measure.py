@@ -66,12 +66,20 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) 
     Returns ``counter`` (what FlopCounterMode saw, attention kernels excluded),
     ``uncounted`` (what the model counts itself where the counter misses),
     ``total``, the counter's count outside the model's ``uncounted_modules`` plus
-    the uncounted part, and ``analytic``, the family's closed form for the whole
-    step (a cross-check: ``warn_if_apart`` compares it with ``total``).
+    the uncounted part, ``analytic``, the family's closed form for the whole
+    step (a cross-check: ``flops_disagreement`` compares it with ``total``), and
+    ``recompute``, the forward FLOPs that activation checkpointing runs a second
+    time in the backward pass (0 without it), kept apart so that MFU counts only
+    the model's FLOPs.
     """
-    with FlopCounterMode(display=False, custom_mapping=_ATTENTION_OPS) as counter:
-        loss_fn(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
+    checkpointed = getattr(model, "checkpoint_activations", False)
+    if checkpointed:
+        model.checkpoint_activations = False  # the model's own FLOPs, without recomputation
+    try:
+        counter = _count(model, x, y, loss_fn)
+    finally:
+        if checkpointed:
+            model.checkpoint_activations = True
     counts = counter.get_flop_counts()
     root = type(model).__name__
     skipped = sum(
@@ -80,12 +88,24 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) 
     )
     uncounted = model.uncounted_flops(x) if hasattr(model, "uncounted_flops") else 0
     measured = counter.get_total_flops()
+    recompute = 0
+    if checkpointed:  # what the backward pass runs again: executed minus the model's own
+        executed = _count(model, x, y, loss_fn).get_total_flops()
+        recompute = executed - measured + model.recompute_uncounted_flops(x)
     return {
         "counter": measured,
         "uncounted": uncounted,
         "total": measured - skipped + uncounted,
         "analytic": analytic_training_flops(model, x),
+        "recompute": recompute,
     }
+
+
+def _count(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> FlopCounterMode:
+    with FlopCounterMode(display=False, custom_mapping=_ATTENTION_OPS) as counter:
+        loss_fn(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter
 
 
 def flops_disagreement(flops: dict, tolerance: float = 0.05) -> str | None:
@@ -189,3 +209,55 @@ def peak_flops(device: torch.device, dtype: str) -> float | None:
         if fragment in name:
             return single if dtype == "fp32" else half
     return None
+
+
+class _NoProfiler:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def step(self) -> None:
+        pass
+
+
+def profiler(trainer, steps: int, folder, device: torch.device, rank: int, label: str):
+    """``trainer.profile=true``: a torch.profiler over a few steps of the loop; a no-op otherwise.
+
+    Skips one step and warms up over one, records three, then writes the trace in
+    TensorBoard's format (a Chrome trace, ``<folder>/profile/rank<r>.*.pt.trace.json``;
+    ``tensorboard --logdir <folder>/profile`` with torch-tb-profiler, or chrome://tracing,
+    opens it) and the top operations by time, printed to the point's log and saved as
+    ``top_ops_rank<r>.txt``.
+    """
+    if not trainer.profile or folder is None:
+        return _NoProfiler()
+    from pathlib import Path
+
+    from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
+
+    active = min(3, steps)
+    warmup = min(1, steps - active)
+    wait = min(1, steps - active - warmup)
+    out = Path(folder) / "profile"
+    write_trace = tensorboard_trace_handler(str(out), worker_name=f"rank{rank}")
+    cuda = device.type == "cuda"
+
+    def ready(prof) -> None:
+        write_trace(prof)
+        table = prof.key_averages().table(
+            sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=12
+        )
+        (out / f"top_ops_rank{rank}.txt").write_text(table + "\n")
+        if rank == 0:
+            first = wait + warmup + 1
+            print(f"[{label}] top operations over steps {first}–{first + active - 1} "
+                  f"(trace in {out}):\n{table}", flush=True)  # fmt: skip
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    return profile(
+        activities=activities,
+        schedule=schedule(wait=wait, warmup=warmup, active=active, repeat=1),
+        on_trace_ready=ready,
+    )

@@ -21,10 +21,12 @@ COLUMNS = [
     "family", "dataset", "task",
     "params", "params_nonembedding",
     "train_examples", "train_tokens", "train_size", "steps", "batch_size", "lr", "seed", "world_size",
+    "micro_batch_size", "grad_accum",
     "flops_per_step", "flops_total", "flops_6nd",
     "train_loss", "val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_bpb", "val_r2",
     "wall_time_s", "throughput", "peak_memory_bytes", "model_bytes", "mfu",
     "compression", "compress_level", "sparsity", "params_nonzero", "flops_teacher_per_step",
+    "flops_recompute_per_step",
     "device", "dtype", "torch_version", "started_at", "finished_at",
 ]  # fmt: skip
 STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
@@ -46,8 +48,10 @@ _TRAINER_KEPT = (
 def point_identity(cfg: dict, data_hash: str, device_type: str, dtype: str) -> dict:
     """What identifies a point: model, data (content hash for paths), optimizer, trainer numbers, device type, dtype."""
     data = {k: v for k, v in cfg["data"].items() if k not in _DATA_PATHS}
+    # how a point is computed (activation checkpointing) is not what it computes
+    model = {k: v for k, v in cfg["model"].items() if k != "checkpoint_activations"}
     identity = {
-        "model": cfg["model"],
+        "model": model,
         "data": {**data, "content": data_hash},
         "optim": cfg["optim"],
         "trainer": {k: cfg["trainer"][k] for k in _TRAINER_KEPT},

@@ -218,11 +218,13 @@ def check_shapes(cfg, specs: dict) -> int:
 
 
 def check_studies(cfg, specs: dict) -> None:
-    """Pre-flight checks of distillation, μP and trackers (ValueError or BadInput)."""
+    """Pre-flight checks of process groups, distillation, μP and trackers (ValueError or BadInput)."""
     from .distill import find_teacher, teacher_config
+    from .distributed import check_distributed
     from .loggers import check_logger
     from .mup import check_mup
 
+    check_distributed(cfg)
     check_logger(cfg)
     check_mup(cfg)
     if cfg.distill.alpha > 0:
@@ -432,15 +434,18 @@ GPU_LOCKS = Path(tempfile.gettempdir()) / "scaling-gpu-locks"
 
 
 @contextlib.contextmanager
-def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0):
-    """Hold one of ``n_devices`` devices for the duration of the block: yields its index.
+def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, count: int = 1):
+    """Hold ``count`` of ``n_devices`` devices for the duration of the block: yields their indices
+    (one index when ``count`` is 1).
 
     A lock file per device, locked with ``flock``, so concurrent jobs on one machine
     (joblib workers, several sweeps) never share a device and none runs on none; a
-    job that finds every device taken waits. The lock is released if the job dies.
+    job that finds too few devices free waits, holding none. The locks are released
+    if the job dies.
     """
     lock_dir.mkdir(parents=True, exist_ok=True)
     while True:
+        held = []
         for i in range(n_devices):
             handle = open(lock_dir / f"device{i}.lock", "w")
             try:
@@ -448,12 +453,20 @@ def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0):
             except BlockingIOError:
                 handle.close()
                 continue
+            held.append((i, handle))
+            if len(held) == count:
+                break
+        if len(held) == count:
             try:
-                yield i
+                yield held[0][0] if count == 1 else [i for i, _ in held]
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+                for _, handle in held:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    handle.close()
             return
+        for _, handle in held:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
         time.sleep(poll)
 
 
@@ -472,14 +485,30 @@ def _job_resources(cfg) -> contextlib.AbstractContextManager:
     if cfg.trainer.threads is None and n_jobs and n_jobs > 0:
         cfg.trainer.threads = max(1, (os.cpu_count() or 1) // n_jobs)
     n_gpus = torch.cuda.device_count() if cfg.trainer.device in ("auto", "cuda") else 0
-    if n_gpus <= 1:
-        return contextlib.nullcontext()
+    nproc = cfg.trainer.nproc
+    if n_gpus <= 1 or nproc >= n_gpus or "RANK" in os.environ:
+        return (
+            contextlib.nullcontext()
+        )  # one GPU, a group that takes them all, or a scheduler's group
 
     @contextlib.contextmanager
     def hold():
-        with device_slot(n_gpus) as i:
-            cfg.trainer.device = f"cuda:{i}"
-            yield
+        with device_slot(n_gpus, count=nproc) as held:
+            if nproc == 1:
+                cfg.trainer.device = f"cuda:{held}"
+                yield
+                return
+            # the group's torchrun sees only its GPUs
+            before = os.environ.get("CUDA_VISIBLE_DEVICES")
+            visible = before.split(",") if before else [str(i) for i in range(n_gpus)]
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible[i] for i in held)
+            try:
+                yield
+            finally:
+                if before is None:
+                    os.environ.pop("CUDA_VISIBLE_DEVICES")
+                else:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = before
 
     return hold()
 
@@ -490,10 +519,13 @@ def run_job(cfg) -> str:
     With ``max_failures``, a point is not started once that many points in a row
     have failed: it stays pending for the next run.
     """
+    from .distributed import export_scheduler_env
+
     cfg = prepare(cfg)
     out = Path(cfg.out)
     if cfg.max_failures and failure_streak(out) >= cfg.max_failures:
         return "skipped"
+    export_scheduler_env(cfg)  # submitit's K tasks of one point: they are its process group
     with _job_resources(cfg):
         rows = train_points(cfg, out)
     statuses = {row["status"] for row in rows} or {"ok"}

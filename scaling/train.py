@@ -23,6 +23,18 @@ from omegaconf import OmegaConf
 
 from . import compress, distill, measure
 from .data import fingerprint, load_data
+from .distributed import (
+    SINGLE,
+    full_model,
+    grad_accum,
+    grad_sync,
+    in_group,
+    join,
+    launch,
+    micro_batch,
+    uses_group,
+    wrap,
+)
 from .loggers import open_logger
 from .models import build_model, family
 from .mup import param_groups
@@ -110,13 +122,21 @@ def plan_steps(
 
 
 class Batches:
-    """Random training batches drawn on the device: shuffled epochs, or windows of a token stream."""
+    """Random training batches drawn on the device: shuffled epochs, or windows of a token stream.
 
-    def __init__(self, data, batch_size: int, device: torch.device, seed: int):
+    In a process group every rank draws the same global batch of ``batch_size`` from the
+    same seed and keeps its own slice (``rank`` of ``world``): disjoint shards whose union
+    is the batch a single process would train on.
+    """
+
+    def __init__(self, data, batch_size: int, device: torch.device, seed: int,
+                 rank: int = 0, world: int = 1):  # fmt: skip
         self.lm = data.spec.task == "lm"
         self.x = data.x_train.to(device)
         self.y = None if self.lm else data.y_train.to(device)
         self.batch_size, self.seq_len = batch_size, data.spec.input_shape[0]
+        share = batch_size // world
+        self.shard = slice(rank * share, (rank + 1) * share) if world > 1 else slice(None)
         self.gen = torch.Generator(device=device).manual_seed(seed)
         self.order, self.pos = None, 0
 
@@ -134,7 +154,7 @@ class Batches:
                 (self.batch_size,),
                 device=self.x.device,
                 generator=self.gen,
-            )
+            )[self.shard]
             idx = starts[:, None] + torch.arange(self.seq_len + 1, device=self.x.device)
             window = self.x[idx]
             return window[:, :-1], window[:, 1:]
@@ -142,7 +162,7 @@ class Batches:
         if self.order is None or self.pos + self.batch_size > n:
             self.order = torch.randperm(n, device=self.x.device, generator=self.gen)
             self.pos = 0
-        idx = self.order[self.pos : self.pos + self.batch_size]
+        idx = self.order[self.pos : self.pos + self.batch_size][self.shard]
         self.pos += self.batch_size
         return self.x[idx], self.y[idx]
 
@@ -230,7 +250,9 @@ def new_row(cfg, point_dir: Path | None) -> dict:
         "dataset": cfg.data.name,
         "seed": cfg.trainer.seed,
         "batch_size": cfg.trainer.batch_size,
-        "world_size": 1,
+        "world_size": cfg.trainer.nproc,
+        "micro_batch_size": micro_batch(cfg.trainer),
+        "grad_accum": grad_accum(cfg.trainer),
         "torch_version": torch.__version__,
         "started_at": _now(),
         "point_id": identify(cfg),
@@ -307,13 +329,26 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     Returns:
         The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
         Ctrl-C writes an ``interrupted`` row and is raised again.
+
+    With ``trainer.nproc`` > 1 (or ``trainer.fsdp``) the point runs as a process group
+    (``scaling.distributed``): started here with torchrun, or joined when this process
+    is already one of the group's. Only rank 0 writes; every rank returns its row.
     """
+    if uses_group(cfg.trainer) and not in_group():
+        if point_dir is None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                return launch(cfg, Path(tmp))
+        return launch(cfg, point_dir)
+    group = join(cfg)
+    folder = None if point_dir is None else Path(point_dir)  # read by every rank (a checkpoint)
+    point_dir = folder if group.leader else None  # written by rank 0 alone
     row = new_row(cfg, point_dir)
     history: list[dict] = []
-    point_dir = None if point_dir is None else Path(point_dir)
     logger = open_logger(cfg, point_dir, row)
     try:
-        _train(cfg, row, history, point_dir, logger)
+        _train(cfg, row, history, point_dir, logger, group, folder)
     except KeyboardInterrupt:
         finish_row(row, "interrupted", "interrupted by the user", history, point_dir, logger)
         raise
@@ -327,28 +362,37 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
         finish_row(row, "failed", e, history, point_dir, logger)
     else:
         finish_row(row, "ok", None, history, point_dir, logger)
+    finally:
+        group.leave()
     return row
 
 
 def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
                note: str = "") -> tuple[dict, int, int]:  # fmt: skip
-    """Measure the model on one batch and plan its steps.
+    """Measure the model on one micro-batch and plan its steps.
 
-    Returns the row's size and FLOP fields, the number of steps and the examples
-    (tokens for language modelling) per step.
+    Returns the row's size and FLOP fields (a step's FLOPs: the micro-batch's times the
+    micro-batches in the global batch), the number of steps and the examples (tokens
+    for language modelling) per step.
 
     Prints the point's one-line plan (``note`` appended) and warns when the measured
     and closed-form FLOPs disagree.
     """
     spec = data.spec
     counts = measure.param_counts(model)
-    x, y = next(Batches(data, tr.batch_size, device, tr.seed))  # not a training batch
-    flops = measure.training_flops(model, x, y, loss_fn)
+    micro = micro_batch(tr)
+    x, y = next(Batches(data, micro, device, tr.seed))  # not a training batch
+    flops = {k: v * (tr.batch_size // micro) if isinstance(v, int) else v
+             for k, v in measure.training_flops(model, x, y, loss_fn).items()}  # fmt: skip
     per_step = tr.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
     steps = plan_steps(tr, counts["total"], per_step, data.train_size, flops["total"])
     disagreement = measure.flops_disagreement(flops)
     if disagreement:
         warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
+    if tr.nproc > 1 or micro != tr.batch_size:
+        note = f", {tr.nproc} × {grad_accum(tr)} micro-batches of {micro}" + note
+    if tr.fsdp:
+        note = ", FSDP" + note
     print(
         f"[{cfg.sweep}] {cfg.model.family} N={counts['total']:,} on {cfg.data.name}: "
         f"{steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}{note}",
@@ -359,18 +403,21 @@ def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
         "params": counts["total"], "params_nonembedding": counts["nonembedding"],
         "model_bytes": measure.model_bytes(model), "flops_per_step": flops["total"],
         "flops_counter": flops["counter"], "flops_analytic": flops["analytic"],
-        "flops_teacher_per_step": None if teacher is None else distill.teacher_flops(teacher, x),
+        "flops_recompute_per_step": flops["recompute"],
+        "flops_teacher_per_step":
+            None if teacher is None else distill.teacher_flops(teacher, x) * (tr.batch_size // micro),
     }  # fmt: skip
     return fields, steps, per_step
 
 
-def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> None:
+def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=SINGLE,
+           folder: Path | None = None) -> None:  # fmt: skip
     # plain dataclasses: a DictConfig attribute costs ~10 µs, too much inside the step loop
     tr, optim = OmegaConf.to_object(cfg.trainer), OmegaConf.to_object(cfg.optim)
     row["lr"] = peak_lr(cfg)
     if tr.threads:
         torch.set_num_threads(tr.threads)
-    seed_everything(tr.seed)
+    seed_everything(tr.seed)  # every rank builds the same model
     device = resolve_device(tr.device)
     dtype = resolve_dtype(tr.precision, device)
     row.update(device=str(device), dtype=dtype)
@@ -387,18 +434,22 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
     )
     row.update(fields)
     flops_per_step, nonembedding = fields["flops_per_step"], fields["params_nonembedding"]
-    batches = Batches(data, tr.batch_size, device, tr.seed)
+    batches = Batches(data, tr.batch_size, device, tr.seed, group.rank, group.world)
+    accum = grad_accum(tr)
 
+    train_model = wrap(model, group, device)  # DDP, or the model sharded in place by FSDP
     opt = make_optimizer(param_groups(dict(model.named_parameters()), cfg, spec), cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
     autocast = autocast_for(device, dtype)
 
-    train_model = torch.compile(model) if tr.compile else model
+    if tr.compile:
+        train_model = torch.compile(train_model)
     eval_batch = max(tr.batch_size, 256)
     loss_sum = torch.zeros((), device=device)
     since_eval, best, stale, start = 0, math.inf, 0, 0
     train_time = 0.0
-    ckpt = None if point_dir is None else point_dir / "checkpoint.pt"
+    folder = point_dir if folder is None else folder
+    ckpt = None if folder is None else folder / "checkpoint.pt"
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -412,17 +463,27 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
         history[:] = state["history"]
         print(f"[{cfg.sweep}] resuming from the checkpoint at step {start}", flush=True)
     step = start
+    profiler = measure.profiler(tr, steps - start, folder, device, group.rank, cfg.sweep)
     t0 = time.perf_counter()
-    with measure.PeakMemory(device) as mem:
+    with measure.PeakMemory(device) as mem, profiler:
         model.train()
         for step in range(start + 1, steps + 1):
             lr = lr_at(step - 1, steps, optim, row["lr"])
-            for group in opt.param_groups:
-                group["lr"] = lr * group.get("lr_mult", 1.0)
+            for param_group in opt.param_groups:
+                param_group["lr"] = lr * param_group.get("lr_mult", 1.0)
             x, y = next(batches)
-            with autocast():
-                loss = objective(train_model(x), x, y)
-            scaler.scale(loss).backward()
+            if accum == 1:
+                with autocast():
+                    loss = objective(train_model(x), x, y)
+                scaler.scale(loss).backward()
+            else:
+                loss = 0.0
+                for j, (xm, ym) in enumerate(zip(x.chunk(accum), y.chunk(accum))):
+                    with grad_sync(train_model, j == accum - 1):
+                        with autocast():
+                            part = objective(train_model(xm), xm, ym) / accum
+                        scaler.scale(part).backward()
+                    loss = loss + part.detach()
             if optim.grad_clip:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
@@ -431,10 +492,10 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
             opt.zero_grad(set_to_none=True)
             loss_sum += loss.detach().float()
             since_eval += 1
+            profiler.step()
             if step % tr.eval_interval == 0 or step == steps:
-                train_loss = (
-                    loss_sum / since_eval
-                ).item()  # note: the only host sync, once per eval
+                # the only host sync (and the only collective besides DDP's), once per eval
+                train_loss = group.mean(loss_sum / since_eval).item()
                 train_time += time.perf_counter() - t0
                 metrics = evaluate(model, data, device, autocast, eval_batch)
                 history.append({
@@ -463,6 +524,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
 
             if (
                 ckpt is not None
+                and group.leader
                 and tr.checkpoint_every
                 and step % tr.checkpoint_every == 0
                 and step != steps
@@ -484,10 +546,16 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger) -> Non
         best_val_loss=min(best, final["val_loss"]),
         peak_memory_bytes=mem.peak,
     )
-    peak = measure.peak_flops(device, dtype)
-    row["mfu"] = flops_per_step * step / train_time / peak if peak and train_time > 0 else None
+    peak = measure.peak_flops(device, dtype)  # one device's: the group has world of them
+    row["mfu"] = (
+        flops_per_step * step / train_time / (peak * group.world)
+        if peak and train_time > 0
+        else None
+    )
     row.update(data.info)
-    after_training(model, data, cfg, row, device, eval_batch, point_dir)
+    whole = full_model(model, cfg, spec, group, device)
+    if whole is not None:
+        after_training(whole, data, cfg, row, device, eval_batch, point_dir)
 
 
 def after_training(model, data, cfg, row: dict, device, eval_batch: int, point_dir) -> None:

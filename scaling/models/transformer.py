@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..measure import layer_flops
 from ..mup import Readout, width_multiplier
@@ -93,6 +94,8 @@ class Transformer(nn.Module):
                 f"model.context={context} is shorter than the data's sequences ({seq_len})"
             )
         self.kind, self.d_model, self.n_layer = spec.kind, cfg.d_model, cfg.n_layer
+        # recompute each block in the backward pass instead of keeping its activations
+        self.checkpoint_activations = bool(getattr(cfg, "checkpoint_activations", False))
         mup = getattr(cfg, "parametrization", "sp") == "mup"  # plain configs without it are sp
         m = width_multiplier(cfg) if mup else 1.0
         scale = math.sqrt(cfg.head_dim) / (cfg.d_model // cfg.n_head) if mup else None
@@ -137,8 +140,9 @@ class Transformer(nn.Module):
         x = self._tokens(x)
         pos = torch.arange(x.shape[1], device=x.device)
         h = self.wte(x) + self.wpe(pos)
+        recompute = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            h = block(h)
+            h = checkpoint(block, h, use_reentrant=False) if recompute else block(h)
         h = self.ln_f(h)
         return self.head(h if self.lm else h.mean(dim=1))
 
@@ -151,6 +155,10 @@ class Transformer(nn.Module):
         """
         B, T = x.shape[0], (x.shape[2] if self.kind == "image" else x.shape[1])
         return 3 * 4 * B * T * T * self.d_model * self.n_layer
+
+    def recompute_uncounted_flops(self, x: torch.Tensor) -> int:
+        """QKᵀ and AV run again in the backward pass under activation checkpointing: one forward."""
+        return self.uncounted_flops(x) // 3
 
     def analytic_flops(self, x: torch.Tensor) -> int:
         """6 FLOPs per block weight per token (12·d² weights a layer), attention, input and output layers."""

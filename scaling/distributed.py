@@ -1,0 +1,329 @@
+"""Points bigger than one device: ``trainer.nproc=K`` trains one point as K processes.
+
+The job that owns the point starts ``torchrun --standalone --nproc_per_node=K -m
+scaling.distributed`` and waits; each process joins the group (NCCL on GPUs, gloo
+on CPU), wraps the model in DistributedDataParallel, or shards it with FSDP2's
+``fully_shard`` when ``trainer.fsdp=true``, and trains on its own shard of every
+batch. Under Slurm with ``tasks_per_node=K`` (submitit) the K tasks are the group
+and no torchrun is needed.
+
+Every process draws the same global batch indices from the same seed and keeps a
+disjoint slice of them, so a point's batches, and its loss up to the order of
+floating-point sums, do not depend on K. ``trainer.batch_size`` is the global
+batch; each process runs it as ``grad_accum`` micro-batches of
+``trainer.micro_batch_size``. Only rank 0 writes the point's files; its row
+counts FLOPs and throughput for the whole group, and MFU against the peak of all
+K devices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place in the point's process group (rank 0 of 1 when there is none)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    fsdp: bool = False
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def joined(self) -> bool:
+        return self.world > 1 or self.fsdp
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` averaged over the group, in place (one collective; a no-op alone)."""
+        if self.joined:
+            dist.all_reduce(t)  # gloo has no AVG
+            t /= self.world
+        return t
+
+    def leave(self) -> None:
+        if self.joined and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+SINGLE = Group()
+
+
+def uses_group(trainer) -> bool:
+    """Whether the point runs as a process group (several processes, or one sharded with FSDP)."""
+    return trainer.nproc > 1 or trainer.fsdp
+
+
+def micro_batch(trainer) -> int:
+    """Examples per process per forward pass."""
+    return trainer.micro_batch_size or trainer.batch_size // trainer.nproc
+
+
+def grad_accum(trainer) -> int:
+    """Micro-batches per process per optimizer step."""
+    return trainer.batch_size // (micro_batch(trainer) * trainer.nproc)
+
+
+def backend_for(trainer, device: torch.device) -> str:
+    if trainer.backend != "auto":
+        return trainer.backend
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def check_distributed(cfg) -> None:
+    """The checks that depend on this machine's devices (ValueError); the arithmetic is in TrainerConfig."""
+    tr = cfg.trainer
+    if not uses_group(tr):
+        return
+    from .train import resolve_device
+
+    device = resolve_device(tr.device)
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"trainer.nproc/fsdp: torch.distributed has no backend for {device.type}")
+    backend = backend_for(tr, device)
+    if backend == "nccl" and device.type != "cuda":
+        raise ValueError(
+            f"trainer.backend=nccl needs CUDA devices; on {device.type} use trainer.backend=gloo"
+        )
+    if not dist.is_available() or not getattr(dist, f"is_{backend}_available")():
+        raise ValueError(f"trainer.backend={backend}: this torch build has no {backend}")
+    if device.type == "cuda" and not _in_scheduler_group():
+        have = torch.cuda.device_count()
+        if tr.nproc > have:
+            raise ValueError(
+                f"trainer.nproc={tr.nproc} needs {tr.nproc} GPUs, this machine has {have}"
+            )
+
+
+def _in_scheduler_group() -> bool:
+    """Inside a Slurm/submitit job whose tasks form the group: its devices are on other nodes too."""
+    return int(os.environ.get("SLURM_NTASKS", os.environ.get("SUBMITIT_LOCAL_NTASKS", 1))) > 1
+
+
+# ---------------------------------------------------------------- inside a process of the group
+
+
+def join(cfg) -> Group:
+    """Join the point's process group from torchrun's environment; SINGLE for a one-process point.
+
+    Sets ``cfg.trainer.device`` to this process's GPU on CUDA.
+    """
+    tr = cfg.trainer
+    if not uses_group(tr):
+        return SINGLE
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    if world != tr.nproc:
+        raise ValueError(f"trainer.nproc={tr.nproc} but the process group has {world} processes")
+    from .train import resolve_device
+
+    device = resolve_device(tr.device)
+    if device.type == "cuda":
+        # a scheduler may show each task only its own GPU
+        index = local_rank if torch.cuda.device_count() > 1 else 0
+        torch.cuda.set_device(index)
+        cfg.trainer.device = f"cuda:{index}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend_for(tr, device))
+    return Group(rank, world, local_rank, bool(tr.fsdp))
+
+
+def wrap(model: nn.Module, group: Group, device: torch.device) -> nn.Module:
+    """The module the loop trains: DDP over ``model``, or ``model`` itself sharded with FSDP2.
+
+    FSDP shards each transformer block (or each child of a model without blocks) as
+    its own unit, then the root, so one unit at a time is gathered whole.
+    """
+    if not group.joined:
+        return model
+    if group.fsdp:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (group.world,))
+        units = getattr(model, "blocks", None)
+        for unit in units if units is not None else ():
+            fully_shard(unit, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+@contextlib.contextmanager
+def grad_sync(train_model: nn.Module, on: bool):
+    """Reduce gradients across the group in this backward only when ``on`` (the last micro-batch)."""
+    if on:
+        yield
+        return
+    no_sync = getattr(train_model, "no_sync", None)  # DDP
+    if no_sync is not None:
+        with no_sync():
+            yield
+        return
+    set_sync = getattr(train_model, "set_requires_gradient_sync", None)  # FSDP2
+    if set_sync is None:
+        yield
+        return
+    set_sync(False)
+    try:
+        yield
+    finally:
+        set_sync(True)
+
+
+def full_model(model: nn.Module, cfg, spec, group: Group, device: torch.device) -> nn.Module | None:
+    """The trained model whole on rank 0 (gathered from FSDP's shards); None on the other ranks."""
+    if not group.fsdp:
+        return model if group.leader else None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    from .models import build_model
+
+    state = get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )  # a collective: every rank takes part
+    if not group.leader:
+        return None
+    plain = build_model(cfg.model, spec)
+    plain.load_state_dict(state)
+    return plain.to(device)
+
+
+# ---------------------------------------------------------------- the job that owns the point
+
+
+def launch(cfg, point_dir: Path) -> dict:
+    """Train the point as ``trainer.nproc`` processes with torchrun; rank 0's row.
+
+    A group that dies without rank 0's row (a process crashed or was killed) gets a
+    ``failed`` row; Ctrl-C gets an ``interrupted`` one and is raised again.
+    """
+    from .loggers import NoLogger
+    from .results import read_result
+    from .train import finish_row, new_row
+
+    point_dir = Path(point_dir)
+    point_dir.mkdir(parents=True, exist_ok=True)
+    (point_dir / "result.json").unlink(missing_ok=True)  # a retry's old row is not this run's
+    handoff = point_dir / ".group_config.pkl"
+    handoff.write_bytes(pickle.dumps(cfg))
+    nproc = cfg.trainer.nproc
+    threads = cfg.trainer.threads or max(1, (os.cpu_count() or 1) // nproc)
+    command = [
+        sys.executable, "-m", "scaling.distributed", "torchrun", "--standalone",
+        f"--nproc_per_node={nproc}", "-m", "scaling.distributed", str(handoff), str(point_dir),
+    ]  # fmt: skip
+    env = {"OMP_NUM_THREADS": str(threads)} | os.environ
+    status, error = None, None
+    proc = subprocess.Popen(command, env=env)
+    try:
+        code = proc.wait()
+        if code != 0:
+            status = "failed"
+            error = f"a process of the group failed (torchrun exit {code}); its error is in the log"
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by the user"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)  # rank 0 writes its own interrupted row
+        proc.kill()
+        raise
+    finally:
+        handoff.unlink(missing_ok=True)
+        row = read_result(point_dir)
+        if row is None:
+            row = new_row(cfg, point_dir)
+            row["world_size"] = nproc
+            finish_row(
+                row,
+                status or "failed",
+                error or "rank 0 wrote no result",
+                [],
+                point_dir,
+                NoLogger(),
+            )
+    return row
+
+
+def export_scheduler_env(cfg) -> None:
+    """Under submitit with ``tasks_per_node=K`` (Slurm, or its local executor), the K tasks are
+    the point's group: export the variables torch.distributed reads, as torchrun would."""
+    if not uses_group(cfg.trainer) or "RANK" in os.environ:
+        return
+    try:
+        import submitit
+
+        env = submitit.JobEnvironment()
+    except (ImportError, RuntimeError):
+        return  # not a submitit job: launch() starts torchrun
+    if env.num_tasks == cfg.trainer.nproc:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+def in_group() -> bool:
+    """Whether this process is already a member of a group (started by torchrun or a scheduler)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def _torchrun(argv: list[str]) -> int:
+    """torchrun itself, quiet on Ctrl-C: the workers write the interrupted row."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main
+
+    try:
+        main(argv)
+    except SignalException:
+        return 130
+    return 0
+
+
+def _worker(argv: list[str]) -> int:
+    """One process of the group: train the point; rank 0 writes its files."""
+    import signal
+
+    from .train import train_point
+
+    handoff, point_dir = argv
+    rank = int(os.environ["RANK"])
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")  # the point's log is rank 0's; errors still show
+    interrupted = False
+
+    def on_interrupt(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    cfg = pickle.loads(Path(handoff).read_bytes())
+    try:
+        row = train_point(cfg, Path(point_dir))
+    except KeyboardInterrupt:
+        return 0  # rank 0 wrote the interrupted row; the launching job raises Ctrl-C again
+    if rank == 0 or interrupted or row["status"] in ("ok", "diverged"):
+        return 0
+    # rank 0 wrote its row; exiting with an error makes torchrun stop the others
+    print(f"rank {rank}: {row['status']}: {row['error']}", file=sys.stderr, flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sys.exit(_torchrun(args[1:]) if args[:1] == ["torchrun"] else _worker(args))
