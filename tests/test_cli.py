@@ -110,6 +110,13 @@ BAD = [
     (["run", "model=rnn", "trainer.pack_seeds=2"], "the rnn family cannot be vmapped"),
     (["sweep", "trainer.pack_seeds=2", "trainer.early_stop_patience=2"], "does not combine"),
     (["sweep", "trainer.pack_seeds=0"], "trainer.pack_seeds must be > 0"),
+    (["run", "trainer.batch_size=32", "trainer.micro_batch_size=12"], "does not divide the 32"),
+    (["sweep", "trainer.batch_size=30", "trainer.nproc=4"], "does not split over trainer.nproc=4"),
+    (["run", "trainer.nproc=2", "trainer.backend=nccl", "trainer.device=cpu"], "needs CUDA"),
+    (["run", "trainer.backend=mpi"], "trainer.backend must be one of auto, gloo, nccl"),
+    (["run", "trainer.fsdp=true", "trainer.checkpoint_every=10"], "does not combine"),
+    (["run", "trainer.nproc=2", "trainer.pack_seeds=2"], "pack_seeds does not combine"),
+    (["run", "model.checkpoint_activations=true"], "unknown key 'model.checkpoint_activations'"),
 ]
 
 
