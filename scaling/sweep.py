@@ -483,13 +483,12 @@ def _job_resources(cfg) -> contextlib.AbstractContextManager:
         launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
     )
     if cfg.trainer.threads is None and n_jobs and n_jobs > 0:
-        cfg.trainer.threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        # each job's share of the cores, split again between the processes of a group
+        cfg.trainer.threads = max(1, (os.cpu_count() or 1) // (n_jobs * cfg.trainer.nproc))
     n_gpus = torch.cuda.device_count() if cfg.trainer.device in ("auto", "cuda") else 0
     nproc = cfg.trainer.nproc
-    if n_gpus <= 1 or nproc >= n_gpus or "RANK" in os.environ:
-        return (
-            contextlib.nullcontext()
-        )  # one GPU, a group that takes them all, or a scheduler's group
+    if n_gpus <= 1 or nproc > n_gpus or "RANK" in os.environ:
+        return contextlib.nullcontext()  # one GPU, or a scheduler's group
 
     @contextlib.contextmanager
     def hold():

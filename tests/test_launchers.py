@@ -80,3 +80,25 @@ def test_concurrent_jobs_never_share_a_device(tmp_path):
     for t in threads:
         t.join()
     assert len(seen) == 6 and set(seen) == {"cuda:0", "cuda:1"}  # every job got one
+
+
+def test_groups_hold_their_devices_together(tmp_path):
+    """Jobs of 2-process points on a 4-GPU node: two at a time, on disjoint pairs."""
+    held, pairs, lock = set(), [], threading.Lock()
+
+    def job():
+        with device_slot(4, tmp_path, poll=0.01, count=2) as devices:
+            with lock:
+                assert len(devices) == 2 and not held & set(devices)
+                held.update(devices)
+                pairs.append(tuple(devices))
+            time.sleep(0.05)
+            with lock:
+                held.difference_update(devices)
+
+    threads = [threading.Thread(target=job) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(pairs) == 5
