@@ -19,6 +19,7 @@ K devices.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import subprocess
@@ -217,7 +218,7 @@ def launch(cfg, point_dir: Path) -> dict:
     ``failed`` row; Ctrl-C gets an ``interrupted`` one and is raised again.
     """
     from .loggers import NoLogger
-    from .results import read_result
+    from .results import read_result, write_json
     from .train import finish_row, new_row
 
     point_dir = Path(point_dir)
@@ -248,17 +249,21 @@ def launch(cfg, point_dir: Path) -> dict:
     finally:
         handoff.unlink(missing_ok=True)
         row = read_result(point_dir)
+        failures = sorted(point_dir.glob(".rank*_failure.json"))
+        if failures and status != "interrupted":
+            # another rank's failure is the cause; rank 0's own is then a lost connection
+            first = json.loads(failures[0].read_text())
+            rank = failures[0].name.removeprefix(".rank").partition("_")[0]
+            status, error = first["status"], f"rank {rank}: {first['error']}"
+            if row is not None and row["status"] == "failed":
+                row.update(status=status, error=error)
+                write_json(point_dir / "result.json", row)
         if row is None:
             row = new_row(cfg, point_dir)
-            row["world_size"] = nproc
-            finish_row(
-                row,
-                status or "failed",
-                error or "rank 0 wrote no result",
-                [],
-                point_dir,
-                NoLogger(),
-            )
+            finish_row(row, status or "failed", error or "rank 0 wrote no result", [], point_dir,
+                       NoLogger())  # fmt: skip
+        for path in failures:
+            path.unlink()
     return row
 
 
@@ -298,6 +303,7 @@ def _worker(argv: list[str]) -> int:
     """One process of the group: train the point; rank 0 writes its files."""
     import signal
 
+    from .results import write_json
     from .train import train_point
 
     handoff, point_dir = argv
@@ -317,10 +323,13 @@ def _worker(argv: list[str]) -> int:
         row = train_point(cfg, Path(point_dir))
     except KeyboardInterrupt:
         return 0  # rank 0 wrote the interrupted row; the launching job raises Ctrl-C again
-    if rank == 0 or interrupted or row["status"] in ("ok", "diverged"):
-        return 0
-    # rank 0 wrote its row; exiting with an error makes torchrun stop the others
+    if interrupted or row["status"] in ("ok", "diverged"):
+        return 0  # every rank saw the same loss: they all end alike
+    # exiting with an error makes torchrun stop the others, which may wait in a collective;
+    # a rank other than 0 leaves its failure for the launching job, in case rank 0 writes none
     print(f"rank {rank}: {row['status']}: {row['error']}", file=sys.stderr, flush=True)
+    if rank != 0:
+        write_json(Path(point_dir) / f".rank{rank}_failure.json", row)
     return 1
 
 

@@ -363,7 +363,8 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     else:
         finish_row(row, "ok", None, history, point_dir, logger)
     finally:
-        group.leave()
+        if row["status"] in ("ok", "diverged"):  # every rank got here; after a failure peers may
+            group.leave()  # be stuck in a collective, and the process's exit ends the group
     return row
 
 

@@ -1,8 +1,14 @@
 """Points bigger than one device: process groups, micro-batches, activation checkpointing, profiling."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
+import psutil
 import pytest
 import torch
 
@@ -113,3 +119,50 @@ def test_a_sweep_through_submitit_runs_each_point_as_its_tasks(in_tmp):
     assert len(df) == 2 and set(df["status"]) == {"ok"} and set(df["world_size"]) == {2}
     logs = "".join(p.read_text() for p in in_tmp.glob("outputs/mlp_width/.submitit/*/*_1_log.out"))
     assert "2 × 1 micro-batches of 16" in logs  # rank 1 trained in the task itself
+
+
+CRASH_ON_RANK_1 = """
+import os
+if os.environ.get("RANK") == "1":
+    import scaling.train
+
+    def crash(*args, **kwargs):
+        raise MemoryError("rank 1 ran out")
+
+    scaling.train.evaluate = crash
+"""
+
+
+@pytest.mark.slow
+def test_a_crash_in_one_process_fails_the_point_and_names_the_rank(in_tmp, monkeypatch):
+    """Rank 1 fails at its first evaluation; rank 0 loses its peer. Nothing hangs, the row says why."""
+    (in_tmp / "inject").mkdir()
+    (in_tmp / "inject" / "sitecustomize.py").write_text(CRASH_ON_RANK_1)
+    monkeypatch.setenv("PYTHONPATH", f"{in_tmp / 'inject'}:{os.environ.get('PYTHONPATH', '')}")
+    assert main(["run", *MLP, "trainer.nproc=2", "--out", "crash"]) == 1
+    row = _row(in_tmp / "crash")
+    assert row["status"] == "failed" and row["error"] == "rank 1: MemoryError: rank 1 ran out"
+    assert row["world_size"] == 2
+    assert [p.name for p in (in_tmp / "crash" / "points" / row["point_id"]).iterdir()
+            if p.name.startswith(".")] == []  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_whole_group_and_records_the_point(in_tmp):
+    """Ctrl-C reaches the job, torchrun and every rank (the terminal's process group)."""
+    args = [*MLP[:-4], "trainer.steps=100000", "trainer.eval_interval=20", "trainer.nproc=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "scaling.cli", "run", *args, "--out", "stop"],
+                            cwd=in_tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not list((in_tmp / "stop").glob("points/*/history.csv")):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.1)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 130 and "Traceback" not in err
+    row = _row(in_tmp / "stop")
+    assert row["status"] == "interrupted" and row["steps"] >= 20 and row["world_size"] == 2
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
