@@ -23,6 +23,13 @@ POINT_COLUMNS = {
     "val_accuracy": "val accuracy",
     "wall_time_s": "wall time (s)",
 }
+# how points were computed, shown where some point differs from the plain case: (name, plain value)
+HOW_COLUMNS = {
+    "world_size": ("processes", 1),
+    "grad_accum": ("micro-batches", 1),
+    "flops_recompute_per_step": ("recompute FLOPs/step", 0),
+    "mfu": ("MFU", 0),
+}
 
 
 def _fmt(v) -> str:
@@ -43,7 +50,10 @@ def points_frame(df: pd.DataFrame, analysis) -> pd.DataFrame:
         c for c in (analysis.x, analysis.d, analysis.y) if c and c not in POINT_COLUMNS
     ]
     cols = [c for c in wanted if c in df and df[c].notna().any()]
-    out = df.sort_values(analysis.x, na_position="last")[cols].rename(columns=POINT_COLUMNS)
+    cols += [c for c, (_, floor) in HOW_COLUMNS.items()
+             if c in df and (pd.to_numeric(df[c], errors="coerce").fillna(0) > floor).any()]  # fmt: skip
+    names = POINT_COLUMNS | {c: name for c, (name, _) in HOW_COLUMNS.items()}
+    out = df.sort_values(analysis.x, na_position="last")[cols].rename(columns=names)
     return out.map(_fmt)
 
 
