@@ -343,8 +343,6 @@ class TrainerConfig:
                 f"{per_process} examples per process per step (batch_size={self.batch_size}, "
                 f"nproc={self.nproc})"
             )
-        if self.fsdp and self.checkpoint_every:
-            raise ValueError("trainer.fsdp does not combine with trainer.checkpoint_every")
         if self.fsdp and self.precision == "fp16":
             raise ValueError("trainer.fsdp does not combine with precision=fp16; use bf16")
 

@@ -31,7 +31,9 @@ from .distributed import (
     in_group,
     join,
     launch,
+    load_training_state,
     micro_batch,
+    training_state,
     uses_group,
     wrap,
 )
@@ -438,7 +440,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
     batches = Batches(data, tr.batch_size, device, tr.seed, group.rank, group.world)
     accum = grad_accum(tr)
 
-    train_model = wrap(model, group, device)  # DDP, or the model sharded in place by FSDP
+    train_model = wrap(model, group, device, dtype)  # DDP, or the model sharded in place (FSDP)
     opt = make_optimizer(param_groups(dict(model.named_parameters()), cfg, spec), cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
     autocast = autocast_for(device, dtype)
@@ -453,8 +455,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
     ckpt = None if folder is None else folder / "checkpoint.pt"
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        load_training_state(model, opt, state["model"], state["opt"])
         scaler.load_state_dict(state["scaler"])
         batches.load_state(state["batches"])
         loss_sum += state["loss_sum"]
@@ -525,17 +526,18 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
 
             if (
                 ckpt is not None
-                and group.leader
                 and tr.checkpoint_every
                 and step % tr.checkpoint_every == 0
                 and step != steps
             ):
-                _save_checkpoint(ckpt, {
-                    "model": model.state_dict(), "opt": opt.state_dict(), "scaler": scaler.state_dict(),
-                    "batches": batches.state(), "loss_sum": loss_sum, "since_eval": since_eval, "best": best,
-                    "stale": stale, "step": step, "history": list(history),
-                    "train_time": train_time + time.perf_counter() - t0,
-                })  # fmt: skip
+                model_state, opt_state = training_state(model, opt)  # FSDP: every rank gathers
+                if group.leader:
+                    _save_checkpoint(ckpt, {
+                        "model": model_state, "opt": opt_state, "scaler": scaler.state_dict(),
+                        "batches": batches.state(), "loss_sum": loss_sum, "since_eval": since_eval,
+                        "best": best, "stale": stale, "step": step, "history": list(history),
+                        "train_time": train_time + time.perf_counter() - t0,
+                    })  # fmt: skip
 
     final = evaluate(model, data, device, autocast, eval_batch, final=True)
     if ckpt is not None:

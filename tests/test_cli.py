@@ -114,7 +114,7 @@ BAD = [
     (["sweep", "trainer.batch_size=30", "trainer.nproc=4"], "does not split over trainer.nproc=4"),
     (["run", "trainer.nproc=2", "trainer.backend=nccl", "trainer.device=cpu"], "needs CUDA"),
     (["run", "trainer.backend=mpi"], "trainer.backend must be one of auto, gloo, nccl"),
-    (["run", "trainer.fsdp=true", "trainer.checkpoint_every=10"], "does not combine"),
+    (["run", "trainer.fsdp=true", "trainer.precision=fp16"], "does not combine with precision"),
     (["run", "trainer.nproc=2", "trainer.pack_seeds=2"], "pack_seeds does not combine"),
     (["run", "model.checkpoint_activations=true"], "unknown key 'model.checkpoint_activations'"),
 ]

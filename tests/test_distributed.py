@@ -166,3 +166,39 @@ def test_ctrl_c_stops_the_whole_group_and_records_the_point(in_tmp):
     assert row["status"] == "interrupted" and row["steps"] >= 20 and row["world_size"] == 2
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
+
+
+INTERRUPT_AT_STEP_13 = """
+import scaling.train
+
+real = scaling.train.lr_at
+
+
+def lr_then_interrupt(step, steps, optim, peak=None):
+    if step == 12:  # step 13, after the checkpoint at step 10
+        raise KeyboardInterrupt
+    return real(step, steps, optim, peak)
+
+
+scaling.train.lr_at = lr_then_interrupt
+"""
+
+
+@pytest.mark.slow
+def test_an_fsdp_checkpoint_resumes_in_one_process(compose, tmp_path, monkeypatch):
+    """Checkpoints hold whole, name-keyed state: a point stopped under FSDP resumes without it."""
+    settings = [*MLP, "trainer.steps=20", "trainer.eval_interval=5", "trainer.checkpoint_every=5"]
+    reference = train_point(compose(*settings, tiny=False))
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(INTERRUPT_AT_STEP_13)
+    with monkeypatch.context() as m:
+        m.setenv("PYTHONPATH", f"{tmp_path / 'inject'}:{os.environ.get('PYTHONPATH', '')}")
+        stopped = train_point(
+            compose(*settings, "trainer.nproc=2", "trainer.fsdp=true", tiny=False), tmp_path / "p"
+        )
+    assert stopped["status"] == "interrupted" and (tmp_path / "p" / "checkpoint.pt").exists()
+    resumed = train_point(compose(*settings, tiny=False), tmp_path / "p")
+    assert resumed["status"] == "ok" and not (tmp_path / "p" / "checkpoint.pt").exists()
+    assert _close(resumed["val_loss"], reference["val_loss"])
+    assert _close(resumed["train_loss"], reference["train_loss"])
+    assert pd.read_csv(tmp_path / "p" / "history.csv")["step"].tolist() == [5, 10, 15, 20]
