@@ -19,6 +19,7 @@ K devices.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import pickle
@@ -56,8 +57,18 @@ class Group:
             t /= self.world
         return t
 
+    def share(self, value):
+        """Rank 0's ``value`` (any picklable object) on every rank."""
+        if not self.joined:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def leave(self) -> None:
+        """Wait until every rank is done (rank 0 writes last), then end the group."""
         if self.joined and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -242,7 +253,8 @@ def launch(cfg, point_dir: Path) -> dict:
     """Train the point as ``trainer.nproc`` processes with torchrun; rank 0's row.
 
     A group that dies without rank 0's row (a process crashed or was killed) gets a
-    ``failed`` row; Ctrl-C gets an ``interrupted`` one and is raised again.
+    ``failed`` row, with the error of the first rank that failed where it left one;
+    Ctrl-C gets an ``interrupted`` one and is raised again.
     """
     from .loggers import NoLogger
     from .results import read_result, write_json
@@ -250,18 +262,22 @@ def launch(cfg, point_dir: Path) -> dict:
 
     point_dir = Path(point_dir)
     point_dir.mkdir(parents=True, exist_ok=True)
-    (point_dir / "result.json").unlink(missing_ok=True)  # a retry's old row is not this run's
+    for stale in [point_dir / "result.json", *point_dir.glob(".rank*_failure.json")]:
+        stale.unlink(missing_ok=True)  # a retry's old rows are not this run's
+    nproc = cfg.trainer.nproc
+    cfg = copy.deepcopy(cfg)
+    if cfg.trainer.threads is None:  # the cores shared between the processes
+        cfg.trainer.threads = max(1, (os.cpu_count() or 1) // nproc)
     handoff = point_dir / ".group_config.pkl"
     handoff.write_bytes(pickle.dumps(cfg))
-    nproc = cfg.trainer.nproc
-    threads = cfg.trainer.threads or max(1, (os.cpu_count() or 1) // nproc)
     command = [
         sys.executable, "-m", "scaling.distributed", "torchrun", "--standalone",
         f"--nproc_per_node={nproc}", "-m", "scaling.distributed", str(handoff), str(point_dir),
     ]  # fmt: skip
-    env = {"OMP_NUM_THREADS": str(threads)} | os.environ
+    env = os.environ | {"OMP_NUM_THREADS": str(cfg.trainer.threads)}
     status, error = None, None
-    proc = subprocess.Popen(command, env=env)
+    # its own session: a signal reaches the group once, through this job (below)
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
         code = proc.wait()
         if code != 0:
@@ -269,14 +285,15 @@ def launch(cfg, point_dir: Path) -> dict:
             error = f"a process of the group failed (torchrun exit {code}); its error is in the log"
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user"
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)  # rank 0 writes its own interrupted row
-        proc.kill()
+        _stop(proc)
         raise
     finally:
         handoff.unlink(missing_ok=True)
         row = read_result(point_dir)
-        failures = sorted(point_dir.glob(".rank*_failure.json"))
+        failures = sorted(
+            point_dir.glob(".rank*_failure.json"),
+            key=lambda p: int(p.name.removeprefix(".rank").partition("_")[0]),
+        )
         if failures and status != "interrupted":
             # another rank's failure is the cause; rank 0's own is then a lost connection
             first = json.loads(failures[0].read_text())
@@ -292,6 +309,25 @@ def launch(cfg, point_dir: Path) -> dict:
         for path in failures:
             path.unlink()
     return row
+
+
+def _stop(proc: subprocess.Popen, grace: float = 45.0) -> None:
+    """Ctrl-C for torchrun, which passes it to every rank (rank 0 writes its interrupted
+    row), then, after longer than torchrun's own 30 s grace, SIGKILL for whatever is left."""
+    import signal
+
+    import psutil
+
+    try:
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def export_scheduler_env(cfg) -> None:

@@ -34,6 +34,7 @@ from .train import (
     Diverged,
     after_training,
     autocast_for,
+    eval_batch_size,
     evaluate,
     finish_row,
     loss_fn_for,
@@ -157,7 +158,7 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
         losses_of = torch.compile(losses_of)
     opt = make_optimizer(param_groups(params, cfg, spec), cfg, device)
     autocast = autocast_for(device, dtype)
-    eval_batch = max(tr.batch_size, 256)
+    eval_batch = eval_batch_size(tr)
     loss_sum = torch.zeros(K, device=device)
     since_eval, train_time, best = 0, 0.0, [math.inf] * K
     alive = list(range(K))

@@ -148,6 +148,8 @@ class Batches:
     def load_state(self, state: dict) -> None:
         self.gen.set_state(state["gen"])
         self.order, self.pos = state["order"], state["pos"]
+        if self.order is not None:
+            self.order = self.order.to(self.x.device)
 
     def __next__(self):
         if self.lm:
@@ -292,6 +294,14 @@ def autocast_for(device: torch.device, dtype: str):
     return autocast
 
 
+def eval_batch_size(trainer) -> int:
+    """Examples per evaluation pass: at least 256, but never more than a micro-batch when the
+    point accumulates (its micro-batch is what fits the device)."""
+    if grad_accum(trainer) > 1:
+        return micro_batch(trainer)
+    return max(micro_batch(trainer), 256)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -372,11 +382,14 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
 
 def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
                note: str = "") -> tuple[dict, int, int]:  # fmt: skip
-    """Measure the model on one micro-batch and plan its steps.
+    """Measure the model on two examples and plan its steps.
 
-    Returns the row's size and FLOP fields (a step's FLOPs: the micro-batch's times the
-    micro-batches in the global batch), the number of steps and the examples (tokens
-    for language modelling) per step.
+    Returns the row's size and FLOP fields, the number of steps and the examples
+    (tokens for language modelling) per step. Every counted operation (matmuls,
+    convolutions, attention) is linear in the batch, so a step's FLOPs are two
+    examples' times batch_size / 2, exact, and the count needs the memory of two
+    examples, not of a batch: the points that need micro-batches or activation
+    checkpointing fit the measurement too.
 
     Prints the point's one-line plan (``note`` appended) and warns when the measured
     and closed-form FLOPs disagree.
@@ -384,11 +397,16 @@ def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
     spec = data.spec
     counts = measure.param_counts(model)
     micro = micro_batch(tr)
-    x, y = next(Batches(data, micro, device, tr.seed))  # not a training batch
-    flops = {k: v * (tr.batch_size // micro) if isinstance(v, int) else v
+    n = min(2, tr.batch_size)  # two: batch norm needs more than one example
+    x, y = next(Batches(data, n, device, tr.seed))  # not a training batch
+
+    def per_step(count: int) -> int:
+        return count // n * tr.batch_size
+
+    flops = {k: per_step(v) if isinstance(v, int) else v
              for k, v in measure.training_flops(model, x, y, loss_fn).items()}  # fmt: skip
-    per_step = tr.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
-    steps = plan_steps(tr, counts["total"], per_step, data.train_size, flops["total"])
+    examples_per_step = tr.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
+    steps = plan_steps(tr, counts["total"], examples_per_step, data.train_size, flops["total"])
     disagreement = measure.flops_disagreement(flops)
     if disagreement:
         warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
@@ -408,9 +426,9 @@ def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
         "flops_counter": flops["counter"], "flops_analytic": flops["analytic"],
         "flops_recompute_per_step": flops["recompute"],
         "flops_teacher_per_step":
-            None if teacher is None else distill.teacher_flops(teacher, x) * (tr.batch_size // micro),
+            None if teacher is None else per_step(distill.teacher_flops(teacher, x)),
     }  # fmt: skip
-    return fields, steps, per_step
+    return fields, steps, examples_per_step
 
 
 def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=SINGLE,
@@ -447,18 +465,19 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
 
     if tr.compile:
         train_model = torch.compile(train_model)
-    eval_batch = max(tr.batch_size, 256)
+    eval_batch = eval_batch_size(tr)
     loss_sum = torch.zeros((), device=device)
     since_eval, best, stale, start = 0, math.inf, 0, 0
     train_time = 0.0
     folder = point_dir if folder is None else folder
     ckpt = None if folder is None else folder / "checkpoint.pt"
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        # on the CPU: FSDP keeps only its shard of it on the device
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         load_training_state(model, opt, state["model"], state["opt"])
         scaler.load_state_dict(state["scaler"])
         batches.load_state(state["batches"])
-        loss_sum += state["loss_sum"]
+        loss_sum += state["loss_sum"].to(device)
         since_eval, best, stale, start, train_time = (
             state[k] for k in ("since_eval", "best", "stale", "step", "train_time")
         )
@@ -496,10 +515,11 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
             since_eval += 1
             profiler.step()
             if step % tr.eval_interval == 0 or step == steps:
-                # the only host sync (and the only collective besides DDP's), once per eval
+                # the only host sync, once per eval
                 train_loss = group.mean(loss_sum / since_eval).item()
                 train_time += time.perf_counter() - t0
-                metrics = evaluate(model, data, device, autocast, eval_batch)
+                # rank 0's numbers for every rank: early stopping and divergence decided alike
+                metrics = group.share(evaluate(model, data, device, autocast, eval_batch))
                 history.append({
                     "step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
                     "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
@@ -531,10 +551,11 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
                 and step != steps
             ):
                 model_state, opt_state = training_state(model, opt)  # FSDP: every rank gathers
+                loss_sum_now = group.mean(loss_sum.clone())  # the group's, as a single process has
                 if group.leader:
                     _save_checkpoint(ckpt, {
                         "model": model_state, "opt": opt_state, "scaler": scaler.state_dict(),
-                        "batches": batches.state(), "loss_sum": loss_sum, "since_eval": since_eval,
+                        "batches": batches.state(), "loss_sum": loss_sum_now, "since_eval": since_eval,
                         "best": best, "stale": stale, "step": step, "history": list(history),
                         "train_time": train_time + time.perf_counter() - t0,
                     })  # fmt: skip
