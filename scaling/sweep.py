@@ -114,8 +114,9 @@ def explain(error: Exception, overrides: list[str] = ()) -> str:
     return text
 
 
-def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], list[str]]:
-    """The grid's points as lists of overrides, and the overrides that configure Hydra itself.
+def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], list[str], dict]:
+    """The grid's points as lists of overrides, the overrides that configure Hydra itself,
+    and the launcher's settings.
 
     Must run inside ``hydra_context()``.
     """
@@ -144,7 +145,8 @@ def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], 
         grid = [b + [f"{k}={v}" for k, v in p.items()] for p in explicit for b in base] + (
             grid if params else []
         )
-    return grid, hydra_over
+    launcher = OmegaConf.to_container(master.hydra.launcher, resolve=False) or {}
+    return grid, hydra_over, launcher
 
 
 def compose_point(point: list[str], preset: Path | None = None, extra: list[str] = ()):
@@ -185,8 +187,11 @@ def prepare(cfg, overrides: list[str] = ()):
     return cfg
 
 
-def check_shapes(cfg, specs: dict) -> int:
-    """Build the model on the meta device against the data's shapes; returns its parameter count."""
+def check_shapes(cfg, specs: dict, remote: bool = False) -> int:
+    """Build the model on the meta device against the data's shapes; returns its parameter count.
+
+    ``remote``: the point runs on another machine (a scheduler's), whose devices are not checked.
+    """
     import torch
 
     from .data import load_data
@@ -206,7 +211,7 @@ def check_shapes(cfg, specs: dict) -> int:
         params = param_counts(model)["total"]
         peak_lr(cfg)
         check_packable(cfg)
-        check_studies(cfg, specs)
+        check_studies(cfg, specs, remote)
         per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
         flops = (
             _meta_flops(model, spec, cfg.trainer.batch_size) if cfg.trainer.budget == "flops" else 1
@@ -217,14 +222,15 @@ def check_shapes(cfg, specs: dict) -> int:
     return params
 
 
-def check_studies(cfg, specs: dict) -> None:
+def check_studies(cfg, specs: dict, remote: bool = False) -> None:
     """Pre-flight checks of process groups, distillation, μP and trackers (ValueError or BadInput)."""
     from .distill import find_teacher, teacher_config
     from .distributed import check_distributed
     from .loggers import check_logger
     from .mup import check_mup
 
-    check_distributed(cfg)
+    if not remote:
+        check_distributed(cfg)
     check_logger(cfg)
     check_mup(cfg)
     if cfg.distill.alpha > 0:
@@ -233,7 +239,25 @@ def check_studies(cfg, specs: dict) -> None:
         if cfg.distill.teacher:
             find_teacher(Path(cfg.distill.teacher).expanduser())
         else:
-            check_shapes(teacher_config(cfg), specs)
+            check_shapes(teacher_config(cfg), specs, remote)
+
+
+def check_tasks(cfg, launcher: dict) -> None:
+    """A launcher that runs each point as several tasks (submitit's ``tasks_per_node``) makes
+    those tasks the point's process group: their number must be ``trainer.nproc`` (BadInput)."""
+    tasks = (launcher.get("nodes") or 1) * (launcher.get("tasks_per_node") or 1)
+    if tasks == 1:
+        return
+    if tasks != cfg.trainer.nproc:
+        raise BadInput(
+            f"hydra.launcher runs each point as {tasks} tasks (nodes × tasks_per_node), "
+            f"trainer.nproc={cfg.trainer.nproc}: set them equal"
+        )
+    if cfg.distill.alpha > 0 and cfg.distill.teacher_overrides and not cfg.distill.teacher:
+        raise BadInput(
+            "distill.teacher_overrides: a point's tasks cannot train its teacher; train the "
+            "teacher first (trainer.save_model=true) and give distill.teacher=PATH"
+        )
 
 
 def _data_key(cfg) -> str:
@@ -289,7 +313,9 @@ def plan(
 ) -> tuple[list[dict], list[str]]:
     """Compose and validate every point of the sweep; returns the points and Hydra's own overrides."""
     with hydra_context():
-        grid, hydra_over = expand(preset, overrides)
+        grid, hydra_over, launcher = expand(preset, overrides)
+        # on a scheduler the points run on other machines: this one's devices say nothing
+        remote = any(k in str(launcher.get("_target_", "")) for k in ("Slurm", "Ray"))
         settings = {}
         for point in grid:
             for o in point:
@@ -299,7 +325,8 @@ def plan(
         points, specs, seen = [], {}, set()
         for point in grid:
             cfg = compose_point(point, preset, [f"sweep={name}", f"out={out}"])
-            params = check_shapes(cfg, specs)
+            params = check_shapes(cfg, specs, remote)
+            check_tasks(cfg, launcher)
             for entry in _entries(cfg, point, label(point, varying)):
                 if entry["point_id"] not in seen:
                     seen.add(entry["point_id"])
@@ -518,20 +545,21 @@ def run_job(cfg) -> str:
     With ``max_failures``, a point is not started once that many points in a row
     have failed: it stays pending for the next run.
     """
-    from .distributed import export_scheduler_env
+    from .distributed import export_scheduler_env, in_group
 
     cfg = prepare(cfg)
     out = Path(cfg.out)
-    if cfg.max_failures and failure_streak(out) >= cfg.max_failures:
-        return "skipped"
     export_scheduler_env(cfg)  # submitit's K tasks of one point: they are its process group
+    # the tasks of a group could read the streak apart and disagree: they train regardless
+    if cfg.max_failures and not in_group() and failure_streak(out) >= cfg.max_failures:
+        return "skipped"
     with _job_resources(cfg):
         rows = train_points(cfg, out)
     statuses = {row["status"] for row in rows} or {"ok"}
     status = (
         "interrupted" if "interrupted" in statuses else "ok" if statuses == {"ok"} else "failed"
     )
-    if rows and status != "interrupted":
+    if rows and status != "interrupted" and os.environ.get("RANK", "0") == "0":
         atomic_write_text(out / STREAK, "0" if status == "ok" else str(failure_streak(out) + 1))
     return status
 

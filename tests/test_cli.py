@@ -117,6 +117,15 @@ BAD = [
     (["run", "trainer.fsdp=true", "trainer.precision=fp16"], "does not combine with precision"),
     (["run", "trainer.nproc=2", "trainer.pack_seeds=2"], "pack_seeds does not combine"),
     (["run", "model.checkpoint_activations=true"], "unknown key 'model.checkpoint_activations'"),
+    (
+        [
+            "sweep",
+            "trainer.nproc=2",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.tasks_per_node=4",
+        ],
+        "runs each point as 4 tasks (nodes × tasks_per_node), trainer.nproc=2",
+    ),  # fmt: skip
 ]
 
 

@@ -202,3 +202,15 @@ def test_an_fsdp_checkpoint_resumes_in_one_process(compose, tmp_path, monkeypatc
     assert _close(resumed["val_loss"], reference["val_loss"])
     assert _close(resumed["train_loss"], reference["train_loss"])
     assert pd.read_csv(tmp_path / "p" / "history.csv")["step"].tolist() == [5, 10, 15, 20]
+
+
+def test_a_scheduler_points_devices_are_not_this_machines(in_tmp):
+    """A Slurm sweep is planned on a login node: its GPUs are on the compute nodes."""
+    from scaling.results import BadInput
+    from scaling.sweep import find_preset, plan
+
+    gpus = ["trainer.nproc=8", "trainer.device=cuda", "trainer.batch_size=64"]
+    points, _ = plan("mlp_width", find_preset("mlp_width"), ["hydra/launcher=slurm", *gpus], in_tmp)
+    assert points
+    with pytest.raises(BadInput):  # on this machine the same point is refused
+        plan("mlp_width", find_preset("mlp_width"), gpus, in_tmp)
