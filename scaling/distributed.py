@@ -11,9 +11,10 @@ Every process draws the same global batch indices from the same seed and keeps a
 disjoint slice of them, so a point's batches, and its loss up to the order of
 floating-point sums, do not depend on K. ``trainer.batch_size`` is the global
 batch; each process runs it as ``grad_accum`` micro-batches of
-``trainer.micro_batch_size``. Only rank 0 writes the point's files; its row
-counts FLOPs and throughput for the whole group, and MFU against the peak of all
-K devices.
+``trainer.micro_batch_size``. Only rank 0 writes the point's results (config,
+history, row, model; every rank writes its own profiler trace); its row counts
+FLOPs and throughput for the whole group, and MFU against the peak of all K
+devices.
 """
 
 from __future__ import annotations

@@ -344,7 +344,7 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
 
     With ``trainer.nproc`` > 1 (or ``trainer.fsdp``) the point runs as a process group
     (``scaling.distributed``): started here with torchrun, or joined when this process
-    is already one of the group's. Only rank 0 writes; every rank returns its row.
+    is already one of the group's. Only rank 0 writes results; every rank returns its row.
     """
     if uses_group(cfg.trainer) and not in_group():
         if point_dir is None:
