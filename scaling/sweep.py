@@ -312,6 +312,8 @@ def plan(
     name: str, preset: Path | None, overrides: list[str], out: Path
 ) -> tuple[list[dict], list[str]]:
     """Compose and validate every point of the sweep; returns the points and Hydra's own overrides."""
+    from .distill import teacher_config
+
     with hydra_context():
         grid, hydra_over, launcher = expand(preset, overrides)
         # on a scheduler the points run on other machines: this one's devices say nothing
@@ -330,7 +332,9 @@ def plan(
             for entry in _entries(cfg, point, label(point, varying)):
                 if entry["point_id"] not in seen:
                     seen.add(entry["point_id"])
-                    points.append({**entry, "params": params})
+                    trained_by_others = "job" in entry and entry["job"] is None  # the teacher
+                    n = check_shapes(teacher_config(cfg), specs) if trained_by_others else params
+                    points.append({**entry, "params": n})
     return points, hydra_over
 
 

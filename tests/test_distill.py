@@ -49,6 +49,8 @@ def test_a_distillation_study_trains_its_teacher_once(in_tmp):
     assert (sweep / "points" / teacher["point_id"].item() / "model.pt").stat().st_mtime_ns == mtime
     grid = json.loads((sweep / "grid.json").read_text())["points"]
     assert sum(p["label"].startswith("teacher") for p in grid) == 1
+    in_grid = next(p for p in grid if p["label"].startswith("teacher"))
+    assert in_grid["params"] == teacher["params"].item()  # its own size, not a student's
 
 
 def test_a_saved_model_is_a_teacher(in_tmp, capsys):
