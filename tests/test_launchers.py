@@ -61,44 +61,24 @@ def test_slurm_preset_composes_with_cluster_settings(in_tmp):
     assert "SlurmLauncher" in launcher._target_
 
 
-def test_concurrent_jobs_never_share_a_device(tmp_path):
+@pytest.mark.parametrize("n_devices,count", [(2, 1), (4, 2)])  # one GPU a job; a 2-process group
+def test_concurrent_jobs_never_share_a_device(tmp_path, n_devices, count):
     held, seen, lock = set(), [], threading.Lock()
 
     def job():
-        with device_slot(2, tmp_path, poll=0.01) as i:
+        with device_slot(n_devices, tmp_path, poll=0.01, count=count) as got:
+            devices = {got} if count == 1 else set(got)
             with lock:
-                assert i not in held  # no two jobs on one device
-                held.add(i)
-                seen.append(f"cuda:{i}")
+                assert len(devices) == count and not held & devices  # no two jobs on one device
+                held.update(devices)
+                seen.extend(devices)
             time.sleep(0.05)
             with lock:
-                held.remove(i)
+                held.difference_update(devices)
 
     threads = [threading.Thread(target=job) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(seen) == 6 and set(seen) == {"cuda:0", "cuda:1"}  # every job got one
-
-
-def test_groups_hold_their_devices_together(tmp_path):
-    """Jobs of 2-process points on a 4-GPU node: two at a time, on disjoint pairs."""
-    held, pairs, lock = set(), [], threading.Lock()
-
-    def job():
-        with device_slot(4, tmp_path, poll=0.01, count=2) as devices:
-            with lock:
-                assert len(devices) == 2 and not held & set(devices)
-                held.update(devices)
-                pairs.append(tuple(devices))
-            time.sleep(0.05)
-            with lock:
-                held.difference_update(devices)
-
-    threads = [threading.Thread(target=job) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(pairs) == 5
+    assert len(seen) == 6 * count and set(seen) == set(range(n_devices))  # every job got its own
