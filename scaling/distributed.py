@@ -155,27 +155,26 @@ def join(cfg) -> Group:
     return Group(rank, world, local_rank, bool(tr.fsdp))
 
 
-def wrap(model: nn.Module, group: Group, device: torch.device, dtype: str) -> nn.Module:
+def wrap(model: nn.Module, group: Group, device: torch.device) -> nn.Module:
     """The module the loop trains: DDP over ``model``, or ``model`` itself sharded with FSDP2.
 
     FSDP shards each transformer block as its own unit, then the root (the
     embeddings and head, and the whole of a model without blocks), so one unit at a
-    time is gathered whole. Under bf16 it gathers parameters in bf16 and reduces
-    gradients in fp32 (``MixedPrecisionPolicy``), half the traffic of fp32.
+    time is gathered whole. Parameters stay fp32 under bf16 autocast, as in DDP and a
+    single process: FSDP's bf16 ``MixedPrecisionPolicy`` would halve the traffic but
+    put the residual stream, norms and embeddings in bf16 too, and the points of one
+    study would no longer compute the same thing.
     """
     if not group.joined:
         return model
     if group.fsdp:
         from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        from torch.distributed.fsdp import fully_shard
 
         mesh = init_device_mesh(device.type, (group.world,))
-        policy = MixedPrecisionPolicy(
-            param_dtype=torch.bfloat16 if dtype == "bf16" else None, reduce_dtype=torch.float32
-        )
         for unit in getattr(model, "blocks", None) or ():
-            fully_shard(unit, mesh=mesh, mp_policy=policy)
-        fully_shard(model, mesh=mesh, mp_policy=policy)
+            fully_shard(unit, mesh=mesh)
+        fully_shard(model, mesh=mesh)
         return model
     from torch.nn.parallel import DistributedDataParallel
 
@@ -230,7 +229,11 @@ def grad_sync(train_model: nn.Module, on: bool):
 
 
 def full_model(model: nn.Module, cfg, spec, group: Group, device: torch.device) -> nn.Module | None:
-    """The trained model whole on rank 0 (gathered from FSDP's shards); None on the other ranks."""
+    """The trained model whole on rank 0 (gathered from FSDP's shards); None on the other ranks.
+
+    A gathered model stays on the host, where model.pt is written from, and goes to
+    ``device`` only for compression, whose variants are evaluated there.
+    """
     if not group.fsdp:
         return model if group.leader else None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -244,7 +247,7 @@ def full_model(model: nn.Module, cfg, spec, group: Group, device: torch.device) 
         return None
     plain = build_model(cfg.model, spec)
     plain.load_state_dict(state)
-    return plain.to(device)
+    return plain.to(device) if cfg.compress.method != "none" else plain
 
 
 # ---------------------------------------------------------------- the job that owns the point

@@ -426,7 +426,8 @@ def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
         "flops_counter": flops["counter"], "flops_analytic": flops["analytic"],
         "flops_recompute_per_step": flops["recompute"],
         "flops_teacher_per_step":
-            None if teacher is None else per_step(distill.teacher_flops(teacher, x)),
+            None if teacher is None
+            else per_step(distill.teacher_flops(teacher, x.to(next(teacher.parameters()).device))),
     }  # fmt: skip
     return fields, steps, examples_per_step
 
@@ -446,7 +447,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
     data = load_data(cfg.data)
     spec = data.spec
     lm = spec.task == "lm"
-    model = build_model(cfg.model, spec).to(device)
+    model = build_model(cfg.model, spec).to(device)  # whole on every rank; FSDP shards it later
     loss_fn = loss_fn_for(spec.task)
     teacher = distill.load_teacher(cfg, spec, device) if cfg.distill.alpha > 0 else None
     objective = distill.objective(loss_fn, teacher, cfg.distill)
@@ -458,7 +459,7 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
     batches = Batches(data, tr.batch_size, device, tr.seed, group.rank, group.world)
     accum = grad_accum(tr)
 
-    train_model = wrap(model, group, device, dtype)  # DDP, or the model sharded in place (FSDP)
+    train_model = wrap(model, group, device)  # DDP, or the model sharded in place (FSDP)
     opt = make_optimizer(param_groups(dict(model.named_parameters()), cfg, spec), cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
     autocast = autocast_for(device, dtype)
