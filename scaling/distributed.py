@@ -66,6 +66,25 @@ class Group:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def blame(self, status: str, error, folder: Path | None) -> tuple[str, object]:
+        """A failed point's status and error, as rank 0 records them.
+
+        A rank other than 0 leaves its failure in the point's folder before it exits;
+        rank 0 then sees only the lost connection, and records the first such
+        failure instead (``rank 1: MemoryError: …``).
+        """
+        if not self.joined or folder is None:
+            return status, error
+        if not self.leader:
+            row = {"status": status, "error": f"{type(error).__name__}: {error}"}
+            Path(folder, f".rank{self.rank}_failure.json").write_text(json.dumps(row))
+            return status, error
+        failures = rank_failures(Path(folder))
+        if status == "failed" and failures:
+            rank, first = failures[0]
+            return first["status"], f"rank {rank}: {first['error']}"
+        return status, error
+
     def leave(self) -> None:
         """Wait until every rank is done (rank 0 writes last), then end the group."""
         if self.joined and dist.is_initialized():
@@ -250,6 +269,16 @@ def full_model(model: nn.Module, cfg, spec, group: Group, device: torch.device) 
     return plain.to(device) if cfg.compress.method != "none" else plain
 
 
+def rank_failures(folder: Path) -> list[tuple[int, dict]]:
+    """The failures other ranks left in the point's folder, by rank."""
+    found = []
+    for path in folder.glob(".rank*_failure.json"):
+        with contextlib.suppress(OSError, ValueError):
+            found.append((int(path.name.removeprefix(".rank").partition("_")[0]),
+                          json.loads(path.read_text())))  # fmt: skip
+    return sorted(found, key=lambda item: item[0])
+
+
 # ---------------------------------------------------------------- the job that owns the point
 
 
@@ -261,7 +290,7 @@ def launch(cfg, point_dir: Path) -> dict:
     Ctrl-C gets an ``interrupted`` one and is raised again.
     """
     from .loggers import NoLogger
-    from .results import read_result, write_json
+    from .results import read_result
     from .train import finish_row, new_row
 
     point_dir = Path(point_dir)
@@ -294,23 +323,15 @@ def launch(cfg, point_dir: Path) -> dict:
     finally:
         handoff.unlink(missing_ok=True)
         row = read_result(point_dir)
-        failures = sorted(
-            point_dir.glob(".rank*_failure.json"),
-            key=lambda p: int(p.name.removeprefix(".rank").partition("_")[0]),
-        )
-        if failures and status != "interrupted":
-            # another rank's failure is the cause; rank 0's own is then a lost connection
-            first = json.loads(failures[0].read_text())
-            rank = failures[0].name.removeprefix(".rank").partition("_")[0]
-            status, error = first["status"], f"rank {rank}: {first['error']}"
-            if row is not None and row["status"] == "failed":
-                row.update(status=status, error=error)
-                write_json(point_dir / "result.json", row)
-        if row is None:
+        failures = rank_failures(point_dir)
+        if row is None:  # rank 0 was killed (by torchrun, after another rank failed) or crashed
+            if failures and status != "interrupted":
+                rank, first = failures[0]
+                status, error = first["status"], f"rank {rank}: {first['error']}"
             row = new_row(cfg, point_dir)
             finish_row(row, status or "failed", error or "rank 0 wrote no result", [], point_dir,
                        NoLogger())  # fmt: skip
-        for path in failures:
+        for path in point_dir.glob(".rank*_failure.json"):
             path.unlink()
     return row
 
@@ -370,7 +391,6 @@ def _worker(argv: list[str]) -> int:
     """One process of the group: train the point; rank 0 writes its files."""
     import signal
 
-    from .results import write_json
     from .train import train_point
 
     handoff, point_dir = argv
@@ -392,11 +412,8 @@ def _worker(argv: list[str]) -> int:
         return 0  # rank 0 wrote the interrupted row; the launching job raises Ctrl-C again
     if interrupted or row["status"] in ("ok", "diverged"):
         return 0  # every rank saw the same loss: they all end alike
-    # exiting with an error makes torchrun stop the others, which may wait in a collective;
-    # a rank other than 0 leaves its failure for the launching job, in case rank 0 writes none
+    # exiting with an error makes torchrun stop the others, which may wait in a collective
     print(f"rank {rank}: {row['status']}: {row['error']}", file=sys.stderr, flush=True)
-    if rank != 0:
-        write_json(Path(point_dir) / f".rank{rank}_failure.json", row)
     return 1
 
 

@@ -356,6 +356,8 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     group = join(cfg)
     folder = None if point_dir is None else Path(point_dir)  # read by every rank (a checkpoint)
     point_dir = folder if group.leader else None  # written by rank 0 alone
+    if folder is not None and group.joined:
+        (folder / f".rank{group.rank}_failure.json").unlink(missing_ok=True)  # an earlier run's
     row = new_row(cfg, point_dir)
     history: list[dict] = []
     logger = open_logger(cfg, point_dir, row)
@@ -367,11 +369,11 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     except torch.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next point starts with the memory this one held
-        finish_row(row, "oom", e, history, point_dir, logger)
+        finish_row(row, *group.blame("oom", e, folder), history, point_dir, logger)
     except Diverged as e:
         finish_row(row, "diverged", e, history, point_dir, logger)
     except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
-        finish_row(row, "failed", e, history, point_dir, logger)
+        finish_row(row, *group.blame("failed", e, folder), history, point_dir, logger)
     else:
         finish_row(row, "ok", None, history, point_dir, logger)
     finally:
