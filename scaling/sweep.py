@@ -333,7 +333,11 @@ def plan(
                 if entry["point_id"] not in seen:
                     seen.add(entry["point_id"])
                     trained_by_others = "job" in entry and entry["job"] is None  # the teacher
-                    n = check_shapes(teacher_config(cfg), specs) if trained_by_others else params
+                    n = (
+                        check_shapes(teacher_config(cfg), specs, remote)
+                        if trained_by_others
+                        else params
+                    )
                     points.append({**entry, "params": n})
     return points, hydra_over
 

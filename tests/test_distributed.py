@@ -212,5 +212,9 @@ def test_a_scheduler_points_devices_are_not_this_machines(in_tmp):
     gpus = ["trainer.nproc=8", "trainer.device=cuda", "trainer.batch_size=64"]
     points, _ = plan("mlp_width", find_preset("mlp_width"), ["hydra/launcher=slurm", *gpus], in_tmp)
     assert points
+    teacher = ["distill.alpha=0.5", "distill.teacher_overrides=['model.width=256']"]
+    points, _ = plan("mlp_width", find_preset("mlp_width"),
+                     ["hydra/launcher=slurm", *gpus, *teacher], in_tmp)  # fmt: skip
+    assert any(p["label"].startswith("teacher") for p in points)
     with pytest.raises(BadInput):  # on this machine the same point is refused
         plan("mlp_width", find_preset("mlp_width"), gpus, in_tmp)
