@@ -273,9 +273,8 @@ class TrainerConfig:
     # examples per process per forward pass; batch_size / (micro_batch_size·nproc) micro-batches
     # are accumulated per step. None: batch_size / nproc (no accumulation)
     micro_batch_size: int | None = None
-    profile: bool = (
-        False  # a torch.profiler trace of a few steps in <point>/profile/, top ops in the log
-    )
+    # a torch.profiler trace of a few steps in <point>/profile/, the top operations in the log
+    profile: bool = False
     _group = "trainer"
 
     def __post_init__(self):

@@ -76,14 +76,15 @@ class Group:
         if not self.joined or folder is None:
             return status, error
         if not self.leader:
-            row = {"status": status, "error": f"{type(error).__name__}: {error}"}
-            Path(folder, f".rank{self.rank}_failure.json").write_text(json.dumps(row))
+            failure = {
+                "rank": self.rank,
+                "status": status,
+                "error": f"{type(error).__name__}: {error}",
+            }
+            Path(folder, FAILURE.format(self.rank)).write_text(json.dumps(failure))
             return status, error
-        failures = rank_failures(Path(folder))
-        if status == "failed" and failures:
-            rank, first = failures[0]
-            return first["status"], f"rank {rank}: {first['error']}"
-        return status, error
+        cause = first_failure(folder) if status == "failed" else None
+        return cause or (status, error)
 
     def leave(self) -> None:
         """Wait until every rank is done (rank 0 writes last), then end the group."""
@@ -133,17 +134,12 @@ def check_distributed(cfg) -> None:
         )
     if not dist.is_available() or not getattr(dist, f"is_{backend}_available")():
         raise ValueError(f"trainer.backend={backend}: this torch build has no {backend}")
-    if device.type == "cuda" and not _in_scheduler_group():
+    if device.type == "cuda":
         have = torch.cuda.device_count()
         if tr.nproc > have:
             raise ValueError(
                 f"trainer.nproc={tr.nproc} needs {tr.nproc} GPUs, this machine has {have}"
             )
-
-
-def _in_scheduler_group() -> bool:
-    """Inside a Slurm/submitit job whose tasks form the group: its devices are on other nodes too."""
-    return int(os.environ.get("SLURM_NTASKS", os.environ.get("SUBMITIT_LOCAL_NTASKS", 1))) > 1
 
 
 # ---------------------------------------------------------------- inside a process of the group
@@ -269,14 +265,25 @@ def full_model(model: nn.Module, cfg, spec, group: Group, device: torch.device) 
     return plain.to(device) if cfg.compress.method != "none" else plain
 
 
-def rank_failures(folder: Path) -> list[tuple[int, dict]]:
-    """The failures other ranks left in the point's folder, by rank."""
+FAILURE = ".rank{}_failure.json"  # what a failed rank leaves in the point's folder
+
+
+def first_failure(folder: Path) -> tuple[str, str] | None:
+    """Status and error of the lowest rank that left its failure in the point's folder."""
     found = []
-    for path in folder.glob(".rank*_failure.json"):
+    for path in Path(folder).glob(FAILURE.format("*")):
         with contextlib.suppress(OSError, ValueError):
-            found.append((int(path.name.removeprefix(".rank").partition("_")[0]),
-                          json.loads(path.read_text())))  # fmt: skip
-    return sorted(found, key=lambda item: item[0])
+            found.append(json.loads(path.read_text()))
+    if not found:
+        return None
+    first = min(found, key=lambda failure: failure["rank"])
+    return first["status"], f"rank {first['rank']}: {first['error']}"
+
+
+def clear_failures(folder: Path, rank: int | str = "*") -> None:
+    """Remove the failures ranks left (one rank's, or all): an earlier run's are not this one's."""
+    for path in Path(folder).glob(FAILURE.format(rank)):
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the job that owns the point
@@ -295,8 +302,8 @@ def launch(cfg, point_dir: Path) -> dict:
 
     point_dir = Path(point_dir)
     point_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [point_dir / "result.json", *point_dir.glob(".rank*_failure.json")]:
-        stale.unlink(missing_ok=True)  # a retry's old rows are not this run's
+    (point_dir / "result.json").unlink(missing_ok=True)  # a retry's old row is not this run's
+    clear_failures(point_dir)
     nproc = cfg.trainer.nproc
     cfg = copy.deepcopy(cfg)
     if cfg.trainer.threads is None:  # the cores shared between the processes
@@ -323,16 +330,13 @@ def launch(cfg, point_dir: Path) -> dict:
     finally:
         handoff.unlink(missing_ok=True)
         row = read_result(point_dir)
-        failures = rank_failures(point_dir)
         if row is None:  # rank 0 was killed (by torchrun, after another rank failed) or crashed
-            if failures and status != "interrupted":
-                rank, first = failures[0]
-                status, error = first["status"], f"rank {rank}: {first['error']}"
+            if status != "interrupted":
+                status, error = first_failure(point_dir) or (status, error)
             row = new_row(cfg, point_dir)
             finish_row(row, status or "failed", error or "rank 0 wrote no result", [], point_dir,
                        NoLogger())  # fmt: skip
-        for path in point_dir.glob(".rank*_failure.json"):
-            path.unlink()
+        clear_failures(point_dir)
     return row
 
 
@@ -358,7 +362,7 @@ def _stop(proc: subprocess.Popen, grace: float = 45.0) -> None:
 def export_scheduler_env(cfg) -> None:
     """Under submitit with ``tasks_per_node=K`` (Slurm, or its local executor), the K tasks are
     the point's group: export the variables torch.distributed reads, as torchrun would."""
-    if not uses_group(cfg.trainer) or "RANK" in os.environ:
+    if not uses_group(cfg.trainer) or in_group():
         return
     try:
         import submitit

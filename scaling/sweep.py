@@ -481,27 +481,22 @@ def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, c
     lock_dir.mkdir(parents=True, exist_ok=True)
     while True:
         held = []
-        for i in range(n_devices):
-            handle = open(lock_dir / f"device{i}.lock", "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            held.append((i, handle))
-            if len(held) == count:
-                break
-        if len(held) == count:
-            try:
-                yield held[0][0] if count == 1 else [i for i, _ in held]
-            finally:
-                for _, handle in held:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+        try:
+            for i in range(n_devices):
+                handle = open(lock_dir / f"device{i}.lock", "w")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
                     handle.close()
-            return
-        for _, handle in held:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+                    continue
+                held.append((i, handle))
+                if len(held) == count:
+                    yield held[0][0] if count == 1 else [i for i, _ in held]
+                    return
+        finally:  # after the block, or when too few were free
+            for _, handle in held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
         time.sleep(poll)
 
 
@@ -513,6 +508,8 @@ def _job_resources(cfg) -> contextlib.AbstractContextManager:
     import torch
     from hydra.core.hydra_config import HydraConfig
 
+    from .distributed import in_group
+
     launcher = HydraConfig.get().launcher if HydraConfig.initialized() else {}
     n_jobs = (
         launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
@@ -522,7 +519,7 @@ def _job_resources(cfg) -> contextlib.AbstractContextManager:
         cfg.trainer.threads = max(1, (os.cpu_count() or 1) // (n_jobs * cfg.trainer.nproc))
     n_gpus = torch.cuda.device_count() if cfg.trainer.device in ("auto", "cuda") else 0
     nproc = cfg.trainer.nproc
-    if n_gpus <= 1 or nproc > n_gpus or "RANK" in os.environ:
+    if n_gpus <= 1 or nproc > n_gpus or in_group():
         return contextlib.nullcontext()  # one GPU, or a scheduler's group
 
     @contextlib.contextmanager

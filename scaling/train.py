@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from . import compress, distill, measure
 from .data import fingerprint, load_data
 from .distributed import (
-    SINGLE,
+    clear_failures,
     full_model,
     grad_accum,
     grad_sync,
@@ -357,7 +357,7 @@ def train_point(cfg, point_dir: Path | None = None) -> dict:
     folder = None if point_dir is None else Path(point_dir)  # read by every rank (a checkpoint)
     point_dir = folder if group.leader else None  # written by rank 0 alone
     if folder is not None and group.joined:
-        (folder / f".rank{group.rank}_failure.json").unlink(missing_ok=True)  # an earlier run's
+        clear_failures(folder, group.rank)
     row = new_row(cfg, point_dir)
     history: list[dict] = []
     logger = open_logger(cfg, point_dir, row)
@@ -434,8 +434,9 @@ def plan_point(cfg, tr, model, data, device, dtype: str, loss_fn, teacher=None,
     return fields, steps, examples_per_step
 
 
-def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=SINGLE,
-           folder: Path | None = None) -> None:  # fmt: skip
+def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group,
+           folder: Path | None) -> None:  # fmt: skip
+    # point_dir: where rank 0 writes (None on other ranks); folder: the point's, read by all
     # plain dataclasses: a DictConfig attribute costs ~10 µs, too much inside the step loop
     tr, optim = OmegaConf.to_object(cfg.trainer), OmegaConf.to_object(cfg.optim)
     row["lr"] = peak_lr(cfg)
@@ -472,7 +473,6 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group=
     loss_sum = torch.zeros((), device=device)
     since_eval, best, stale, start = 0, math.inf, 0, 0
     train_time = 0.0
-    folder = point_dir if folder is None else folder
     ckpt = None if folder is None else folder / "checkpoint.pt"
     if ckpt is not None and ckpt.exists():
         # on the CPU: FSDP keeps only its shard of it on the device
