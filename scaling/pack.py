@@ -43,11 +43,11 @@ from .train import (
     new_row,
     peak_lr,
     plan_point,
+    record_eval,
     resolve_device,
     resolve_dtype,
     seed_everything,
     totals,
-    write_history,
 )
 
 
@@ -185,14 +185,9 @@ def _train_pack(configs, rows, histories, point_dirs, loggers, finish) -> None:
                 for k in list(alive):
                     _load(models[k], params, buffers, k)
                     metrics = evaluate(models[k], data, device, autocast, eval_batch)
-                    histories[k].append({
-                        "step": step, "train_loss": train_losses[k], "val_loss": metrics["val_loss"],
-                        "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
-                        "examples": step * tr.batch_size,
-                        "tokens": step * examples_per_step if lm else None, "wall_s": train_time,
-                    })  # fmt: skip
-                    write_history(point_dirs[k], histories[k])
-                    loggers[k].log(step, histories[k][-1])
+                    record_eval(histories[k], point_dirs[k], loggers[k], step, train_losses[k],
+                                metrics, lr, step * tr.batch_size,
+                                step * examples_per_step if lm else None, train_time)  # fmt: skip
                     rows[k]["steps"] = step
                     best[k] = min(best[k], metrics["val_loss"])
                     if not (math.isfinite(train_losses[k]) and math.isfinite(metrics["val_loss"])):

@@ -523,14 +523,9 @@ def _train(cfg, row: dict, history: list, point_dir: Path | None, logger, group,
                 train_time += time.perf_counter() - t0
                 # rank 0's numbers for every rank: early stopping and divergence decided alike
                 metrics = group.share(evaluate(model, data, device, autocast, eval_batch))
-                history.append({
-                    "step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
-                    "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
-                    "examples": step * tr.batch_size, "tokens": step * examples_per_step if lm else None,
-                    "wall_s": train_time,
-                })  # fmt: skip
-                write_history(point_dir, history)
-                logger.log(step, history[-1])
+                record_eval(history, point_dir, logger, step, train_loss, metrics, lr,
+                            step * tr.batch_size, step * examples_per_step if lm else None,
+                            train_time)  # fmt: skip
                 row["steps"] = step
                 if not (math.isfinite(train_loss) and math.isfinite(metrics["val_loss"])):
                     raise Diverged(f"loss is {train_loss} at step {step}")
@@ -602,6 +597,19 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def record_eval(history: list, point_dir: Path | None, logger, step: int, train_loss: float,
+                metrics: dict, lr: float, examples: int, tokens: int | None,
+                wall_s: float) -> None:  # fmt: skip
+    """One evaluation's history row (``HISTORY_COLUMNS``): kept, written to history.csv, logged."""
+    history.append({
+        "step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
+        "val_accuracy": metrics.get("val_accuracy"), "lr": lr, "examples": examples,
+        "tokens": tokens, "wall_s": wall_s,
+    })  # fmt: skip
+    write_history(point_dir, history)
+    logger.log(step, history[-1])
 
 
 def write_history(point_dir: Path | None, history: list) -> None:
