@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="folder (default: outputs/run)")
 
     for name, text in (
-        ("fit", "fit scaling laws with 95% intervals → fits.json"),
+        ("fit", "fit scaling laws with 95%% intervals → fits.json"),
         ("plot", "draw the study's figures → plots/"),
         ("report", "fits, figures and tables → report.md, report.html"),
     ):

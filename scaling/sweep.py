@@ -452,7 +452,7 @@ def launch(
     for ret in returns or []:
         if ret.status == JobStatus.FAILED:
             raise ret._return_value
-        callbacks.on_multirun_end(config=cfg, config_name=CONFIG_NAME)
+    callbacks.on_multirun_end(config=cfg, config_name=CONFIG_NAME)
 
 
 STREAK = ".failure_streak"  # failures in a row, shared by the jobs of a sweep through the folder

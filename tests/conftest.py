@@ -3,7 +3,7 @@ import os
 import pytest
 
 # Tiny settings that make any point train in well under a second on a CPU.
-TINY = ["trainer.steps=3", "trainer.eval_interval=2", "trainer.batch_size=16", "trainer.device=cpu"]
+TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=16", "trainer.device=cpu"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,11 +2,11 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import TINY
+from hydra.experimental.callback import Callback
 
 from scaling.cli import main
 from scaling.results import COLUMNS
-
-TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=32", "trainer.device=cpu"]
 
 
 @pytest.mark.slow
@@ -157,3 +157,29 @@ def test_ls_and_show(in_tmp, capsys):
     assert "mlp_width" in capsys.readouterr().out
     assert main(["show", "mlp_width"]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["fit", "--help"]])
+def test_help_prints_and_exits_0(capsys, argv):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 0
+    assert "usage: scale" in capsys.readouterr().out
+
+
+class CountSweepEnds(Callback):
+    """A Hydra callback that counts the ends of multiruns it sees."""
+
+    ends = 0
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        CountSweepEnds.ends += 1
+
+
+def test_hydra_callbacks_see_one_end_per_sweep(in_tmp):
+    CountSweepEnds.ends = 0
+    callback = "+hydra.callbacks.count._target_=test_cli.CountSweepEnds"
+    assert (
+        main(["sweep", "mlp_width", "model.width=4,8,12", *TINY, callback, "--bootstrap", "0"]) == 0
+    )
+    assert CountSweepEnds.ends == 1

@@ -5,11 +5,10 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from scaling.cli import main
 from scaling.sweep import device_slot
-
-TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=16", "trainer.device=cpu"]
 
 
 def _all_ok_once(sweep_dir, n):

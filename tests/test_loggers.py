@@ -47,7 +47,7 @@ def test_tensorboard_curves_and_hparams(in_tmp):
             acc.Tags()["scalars"]
         )
         val = acc.Scalars("val_loss")
-        assert [e.step for e in val] == history["step"].tolist() == [2, 3]
+        assert [e.step for e in val] == history["step"].tolist() == [2, 4]
         assert [e.value for e in val] == pytest.approx(history["val_loss"].tolist(), rel=1e-6)
         final = acc.Scalars("final/val_loss")
         assert final[-1].value == pytest.approx(result["val_loss"], rel=1e-6)
@@ -73,7 +73,7 @@ def test_mlflow_one_run_per_point(in_tmp):
         history, result = points[run.data.tags["point_id"]]
         assert run.info.status == "FINISHED" and run.data.tags["status"] == "ok"
         assert run.info.run_name == result["point_id"]
-        assert run.data.params["trainer.steps"] == "3"
+        assert run.data.params["trainer.steps"] == "4"
         val = client.get_metric_history(run.info.run_id, "val_loss")
         assert [m.step for m in val][:2] == history["step"].tolist()
         assert [m.value for m in val][:2] == pytest.approx(history["val_loss"].tolist())

@@ -27,7 +27,7 @@ def test_every_family_trains_a_few_steps(compose, family, data):
     )
     row = train_point(cfg)
     assert row["status"] == "ok", row["error"]
-    assert row["steps"] == 3
+    assert row["steps"] == 4
     assert row["params"] > 0 and row["flops_per_step"] > 0
     assert row["val_loss"] > 0 and torch.isfinite(torch.tensor(row["val_loss"]))
     if row["task"] == "classification":
@@ -36,7 +36,7 @@ def test_every_family_trains_a_few_steps(compose, family, data):
         assert row["val_bpb"] == pytest.approx(
             row["val_loss"] / torch.log(torch.tensor(2.0)).item()
         )
-        assert row["train_tokens"] == 3 * 16 * 64
+        assert row["train_tokens"] == 4 * 16 * 64
 
 
 def test_gru_cell_trains(compose):
@@ -52,10 +52,15 @@ def test_mlp_params_match_closed_form(compose):
     assert param_counts(model)["total"] == expected
 
 
-def test_lstm_params_match_closed_form():
-    assert sum(p.numel() for p in torch.nn.LSTM(10, 20).parameters()) == 2560
-    h, n_in = 20, 10
-    assert 4 * h * (n_in + h) + 8 * h == 2560
+@pytest.mark.parametrize("cell,gates", [("lstm", 4), ("gru", 3)])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_rnn_params_match_closed_form(compose, cell, gates, layers):
+    cfg = compose("model=rnn", f"model.cell={cell}", "model.hidden=20", f"model.layers={layers}")
+    spec = DataSpec("image", "classification", (1, 8, 8), 10)  # a row of 8 pixels per step
+    h, n_in = 20, 8
+    # each layer: gates × (input and recurrent matrices + two biases); then the linear head
+    per_layer = [gates * h * (n + h) + 2 * gates * h for n in [n_in] + [h] * (layers - 1)]
+    assert param_counts(build_model(cfg.model, spec))["total"] == sum(per_layer) + h * 10 + 10
 
 
 def test_gpt2_small_shape_has_published_parameter_count(compose):

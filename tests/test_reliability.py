@@ -10,12 +10,11 @@ import time
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY
 
 import scaling.train as train
 from scaling.cli import main
 from scaling.results import collect
-
-TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=16", "trainer.device=cpu"]
 
 
 def _sweep_in_subprocess(cwd, *args):
@@ -145,7 +144,10 @@ def test_corrupt_result_is_rerun_not_crashed_on(in_tmp, capsys):
     victim.write_text('{"status": "ok", "val_lo')  # torn
     capsys.readouterr()
     assert main(["ls"]) == 0
-    assert "pending" in capsys.readouterr().out or True
+    row = next(line for line in capsys.readouterr().out.splitlines() if "mlp_width" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    # sweep, points, ok, failed, oom, diverged, interrupted, pending
+    assert cells == ["mlp_width", "3", "2", "0", "0", "0", "0", "1"]
     assert collect(sweep_dir)["status"].tolist().count("pending") == 1
     assert main(["sweep", "model.width=4,8,12", *TINY]) == 0
     assert "1 to run" in capsys.readouterr().out
