@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_POINTS_FAILED, BadInput
+
 DEFAULT_PRESET = "mlp_width"
-EXIT_OK, EXIT_POINTS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,31 +55,48 @@ def _parser() -> argparse.ArgumentParser:
         f = sub.add_parser(name, help=text)
         f.add_argument("targets", nargs="+" if name == "plot" else 1, metavar="target",
                        help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file")  # fmt: skip
-        f.add_argument("--x", default="params", help="size column N (default: params)")
-        f.add_argument("--y", default="val_loss", help="loss column (default: val_loss)")
-        f.add_argument(
-            "--d", default=None, help="data column D, for L(N, D) (sweeps: found when it varies)"
-        )
-        f.add_argument("--c", default=None, help="compute-budget column, for IsoFLOP minima")
-        f.add_argument(
-            "--form", default="saturating", choices=("saturating", "power"), help="the law in N"
-        )
-        f.add_argument(
-            "--holdout",
-            type=int,
-            default=None,
-            help="hold out the K largest sizes (default: 1 when there are enough)",
-        )
-        f.add_argument("--bootstrap", type=int, default=1000, help="resamples for 95%% intervals")
-        f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+        _analysis_options(f)
         if name == "plot":
             f.add_argument("--out", default=None, help="folder for a comparison of several studies")
+
+    c = sub.add_parser("coord-check", help="μP's coordinate check: activation sizes across widths")
+    c.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides of the point checked")
+    c.add_argument(
+        "--widths", default="64,256,1024", help="widths to compare (default: 64,256,1024)"
+    )
+    c.add_argument("--steps", type=int, default=10, help="training steps recorded (default: 10)")
+    c.add_argument("--lr", type=float, default=None, help="learning rate (default: the point's)")
+    c.add_argument("--out", default=None, help="folder for the table and figure "
+                   "(default: outputs/PRESET/plots, where `scale report` finds them)")  # fmt: skip
 
     ls = sub.add_parser("ls", help="every sweep under a folder, with points per status")
     ls.add_argument("root", nargs="?", default="outputs")
     show = sub.add_parser("show", help="the points of one sweep")
     show.add_argument("target")
     return p
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    from .analysis.options import DEFAULTS as D
+
+    p.add_argument("--x", default=D.x, help=f"size column N (default: {D.x})")
+    p.add_argument("--y", default=D.y, help=f"loss column (default: {D.y})")
+    p.add_argument(
+        "--d", default=D.d, help="data column D, for L(N, D) (sweeps: found when it varies)"
+    )
+    p.add_argument("--c", default=D.c, help="compute-budget column, for IsoFLOP minima")
+    p.add_argument("--form", default=D.form, choices=("saturating", "power"), help="the law in N")
+    p.add_argument("--holdout", type=int, default=D.holdout,
+                   help="hold out the K largest sizes (default: 1 when there are enough)")  # fmt: skip
+    p.add_argument("--bootstrap", type=int, default=D.bootstrap,
+                   help=f"resamples for 95%% intervals (default: {D.bootstrap})")  # fmt: skip
+    p.add_argument("--seed", type=int, default=D.seed, help="seed of the bootstrap")
+
+
+def _options(args):
+    from .analysis.options import Options
+
+    return Options(**{k: getattr(args, k) for k in Options.__dataclass_fields__})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.args += extra
-    from .results import BadInput
 
     # Ctrl-C and SIGTERM stop the running point cleanly (recorded as interrupted), even when
     # the shell started us with SIGINT ignored (background jobs)
@@ -111,8 +128,8 @@ def _raise_interrupt(signum, frame):
 
 def cmd_sweep(args) -> int:
     from .console import SweepProgress, console, points_table
-    from .results import write_results
-    from .sweep import failure_streak, find_preset, launch, plan, to_run, write_grid
+    from .store import failure_streak, write_results
+    from .sweep import find_preset, launch, plan, to_run, write_grid
 
     name, overrides = DEFAULT_PRESET, list(args.args)
     if overrides and "=" not in overrides[0]:
@@ -129,9 +146,8 @@ def cmd_sweep(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_grid(out, name, points, "scale sweep " + " ".join([name, *overrides]), preset)
     todo = to_run(out, points, args.retry_failed)
-    console.print(
-        f"[bold]{name}[/]: {len(points)} points, {len(points) - len(todo)} done, {len(todo)} to run → {out}"
-    )
+    console.print(f"[bold]{name}[/]: {len(points)} points, {len(points) - len(todo)} done, "
+                  f"{len(todo)} to run → {out}")  # fmt: skip
     interrupted = False
     if todo:
         try:
@@ -143,18 +159,9 @@ def cmd_sweep(args) -> int:
                 "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
             )
     df = write_results(out)
-    ids = {p["point_id"] for p in points}
-    mine = df[df["point_id"].isin(ids)]
+    mine = df[df["point_id"].isin({p["point_id"] for p in points})]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
-    try:
-        analysis_args = argparse.Namespace(
-            **{**vars(ANALYSIS_DEFAULTS), "bootstrap": args.bootstrap}
-        )
-        _analyse(str(out), analysis_args, name, quiet_if_few=True)
-    except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
-        console.print(
-            f"[red]analysis failed[/]: {type(e).__name__}: {e} (the results are in {out}/results.csv)"
-        )
+    _analyse_sweep(out, name, args.bootstrap)
     counts = mine["status"].value_counts().to_dict()
     if args.max_failures and failure_streak(out) >= args.max_failures:
         console.print(
@@ -166,45 +173,47 @@ def cmd_sweep(args) -> int:
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
 
 
-def _study(target: str, args, quiet_if_few: bool = False):
+def _analyse_sweep(out: Path, name: str, bootstrap: int) -> None:
+    """The end of a sweep: the same analysis as ``scale report``, once 3 sizes have finished."""
+    from .analysis.options import Options
+    from .console import console
+
+    try:
+        _analyse(str(out), Options(bootstrap=bootstrap), name, quiet_if_few=True)
+    except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
+        console.print(f"[red]analysis failed[/]: {type(e).__name__}: {e} "
+                      f"(the results are in {out}/results.csv)")  # fmt: skip
+
+
+def _study(target: str, options, quiet_if_few: bool = False):
     """Load a study and analyse it: (table, Analysis), or (table, None) when fewer than 3 sizes
     finished and ``quiet_if_few``; a table unfit for a law is BadInput."""
-    from .report import analyze_table
-    from .results import BadInput, load_table
+    from .analysis.study import analyze
+    from .store import load_table
 
-    table = load_table(target, [args.x, args.y] + [c for c in (args.d, args.c) if c])
-    sizes = table.ok[args.x].nunique()
+    o = options
+    table = load_table(target, [o.x, o.y] + [c for c in (o.d, o.c) if c])
+    sizes = table.ok[o.x].nunique()
     if sizes < 3:
         if quiet_if_few:
             return table, None
-        raise BadInput(f"{target} has {sizes} distinct {args.x} values; a law needs 3 or more")
+        raise BadInput(f"{target} has {sizes} distinct {o.x} values; a law needs 3 or more")
     try:
-        analysis = analyze_table(
-            table,
-            args.x,
-            args.y,
-            args.d,
-            args.c,
-            args.form,
-            args.holdout,
-            args.bootstrap,
-            args.seed,
-        )
+        return table, analyze(table, o)
     except ValueError as e:
         raise BadInput(str(e)) from None
-    return table, analysis
 
 
-def _analyse(target: str, args, title: str, quiet_if_few: bool = False) -> int:
+def _analyse(target: str, options, title: str, quiet_if_few: bool = False) -> int:
     """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
-    from .console import analysis_tables, console
-    from .report import write_all
+    from .console import console
+    from .report import terminal, write_all
 
-    table, analysis = _study(target, args, quiet_if_few)
+    table, analysis = _study(target, options, quiet_if_few)
     if analysis is None:
         console.print("fewer than 3 sizes finished: no fit yet")
         return EXIT_OK
-    for item in analysis_tables(analysis):
+    for item in terminal(analysis, table.all):
         console.print(item)
     paths = write_all(table, analysis, title)
     console.print(f"report: {paths['report_html']}  plots: {table.out / 'plots'}")
@@ -215,7 +224,7 @@ def cmd_run(args) -> int:
     from rich.markup import escape
 
     from .console import console, points_table
-    from .results import write_results
+    from .store import split_variant, write_results
     from .sweep import check_shapes, compose_point, hydra_context, train_points
 
     out = Path(args.out or "outputs/run").resolve()
@@ -228,7 +237,7 @@ def cmd_run(args) -> int:
         write_results(out)
         return EXIT_INTERRUPTED
     df = write_results(out)
-    ours = df["point_id"].str.partition("~")[0].isin([r["point_id"] for r in rows])
+    ours = df["point_id"].map(lambda pid: split_variant(pid)[0]).isin([r["point_id"] for r in rows])
     console.print(points_table(df[ours], "run"))  # with their compressed variants
     for row in rows:
         if row["status"] != "ok":
@@ -239,13 +248,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .console import analysis_tables, console
-    from .results import write_json
+    from .console import console
+    from .report import terminal
+    from .store import write_json
 
-    table, analysis = _study(args.targets[0], args)
-    for item in analysis_tables(analysis):
+    table, analysis = _study(args.targets[0], _options(args))
+    for item in terminal(analysis, table.all):
         console.print(item)
-    table.out.mkdir(parents=True, exist_ok=True)
     write_json(table.out / "fits.json", analysis.record())
     console.print(f"saved {table.out / 'fits.json'}")
     return EXIT_OK
@@ -253,12 +262,12 @@ def cmd_fit(args) -> int:
 
 def cmd_plot(args) -> int:
     from .console import console
-    from .plots import compare, figures
-    from .results import read_histories
+    from .report.plots import compare, figures
+    from .store import read_histories
 
     studies = {}
     for target in args.targets:
-        table, analysis = _study(target, args)
+        table, analysis = _study(target, _options(args))
         studies[table.out.name] = (table.ok, analysis)
     if len(args.targets) > 1:
         paths = compare(studies, Path(args.out or "outputs/compare"))
@@ -271,17 +280,49 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .results import find_study
+    from .store import find_study
 
     path = find_study(args.targets[0])
-    return _analyse(args.targets[0], args, path.stem if path.is_file() else path.name)
+    return _analyse(args.targets[0], _options(args), path.stem if path.is_file() else path.name)
+
+
+def cmd_coord_check(args) -> int:
+    from .console import console
+    from .mup import coord_check
+    from .report import COORDS
+    from .report.study_plots import plot_coord_check
+    from .store import atomic_write_text, write_json
+    from .sweep import find_preset, preset_overrides
+
+    name, overrides = None, list(args.args)
+    if overrides and "=" not in overrides[0]:
+        name = overrides.pop(0)
+    try:
+        widths = [int(w) for w in args.widths.split(",")]
+    except ValueError:
+        raise BadInput(
+            f"--widths takes integers separated by commas, got '{args.widths}'"
+        ) from None
+    preset = find_preset(name) if name else None
+    out = Path(args.out or Path("outputs") / (name or "coord_check") / "plots")
+    coords = coord_check(
+        preset_overrides(preset) + overrides, widths=widths, steps=args.steps, lr=args.lr
+    )
+    atomic_write_text(out / COORDS, coords.to_csv(index=False))
+    write_json(
+        (out / COORDS).with_suffix(".json"), {"steps": args.steps, "lr": args.lr, "widths": widths}
+    )
+    hidden = [layer for layer in dict.fromkeys(coords["layer"]) if layer != "logits"][-1]
+    for path in plot_coord_check(coords, out / "coord_check", [hidden, "logits"]):
+        console.print(f"wrote {path}")
+    return EXIT_OK
 
 
 def cmd_ls(args) -> int:
     from rich.table import Table
 
     from .console import console
-    from .results import collect
+    from .store import STATUSES, collect
 
     root = Path(args.root)
     sweeps = sorted(
@@ -291,7 +332,7 @@ def cmd_ls(args) -> int:
         console.print(f"no sweeps under {root}/")
         return EXIT_OK
     table = Table(title=f"sweeps under {root}/")
-    statuses = ("ok", "failed", "oom", "diverged", "interrupted", "pending")
+    statuses = (*STATUSES, "pending")
     for c in ("sweep", "points", *statuses):
         table.add_column(c, justify="left" if c == "sweep" else "right")
     for sweep_dir in sweeps:
@@ -305,7 +346,7 @@ def cmd_ls(args) -> int:
 
 def cmd_show(args) -> int:
     from .console import console, points_table
-    from .results import BadInput, collect
+    from .store import collect
 
     path = Path(args.target)
     if not path.is_dir():
@@ -322,20 +363,10 @@ COMMANDS = {
     "fit": cmd_fit,
     "plot": cmd_plot,
     "report": cmd_report,
+    "coord-check": cmd_coord_check,
     "ls": cmd_ls,
     "show": cmd_show,
 }
-# what the end of `scale sweep` analyses: scale report's defaults
-ANALYSIS_DEFAULTS = argparse.Namespace(
-    x="params",
-    y="val_loss",
-    d=None,
-    c=None,
-    form="saturating",
-    holdout=None,
-    bootstrap=1000,
-    seed=0,
-)
 
 if __name__ == "__main__":
     sys.exit(main())

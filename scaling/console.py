@@ -1,8 +1,7 @@
-"""What the user sees: the sweep's progress display and rich tables of points and fits."""
+"""What the user sees while a sweep runs: its progress, each finished point, and the points table."""
 
 from __future__ import annotations
 
-import csv
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .results import read_result
+from .store import last_history, point_folder, read_result
 
 console = Console()
 err_console = Console(stderr=True)
@@ -31,15 +30,6 @@ STATUS_STYLE = {
     "interrupted": "yellow",
     "pending": "dim",
 }
-
-
-def _last_history(point_dir: Path) -> dict | None:
-    try:
-        with open(point_dir / "history.csv") as f:
-            rows = list(csv.DictReader(f))
-        return rows[-1] if rows else None
-    except OSError:
-        return None
 
 
 class SweepProgress:
@@ -85,7 +75,7 @@ class SweepProgress:
     def poll(self):
         running = None
         for p in self.points:
-            point_dir = self.out / "points" / p["point_id"]
+            point_dir = point_folder(self.out, p["point_id"])
             row = read_result(point_dir) if p["point_id"] not in self.finished else None
             if row is not None and row.get("finished_at", "") >= self.started_at:
                 self.finished.add(p["point_id"])
@@ -98,7 +88,7 @@ class SweepProgress:
                     f"[{style}]{row['status']:>11}[/] {p['label']:<24} N={p['params']:>10,}  {loss_s}  {wall_s}"
                 )
             elif p["point_id"] not in self.finished and running is None:
-                last = _last_history(point_dir)
+                last = last_history(point_dir)
                 if last is not None:
                     running = (
                         f"{p['label']}  step {last['step']}  val_loss {float(last['val_loss']):.4f}"
@@ -139,56 +129,3 @@ def points_table(df, title: str) -> Table:
                 cells.append(fmt(v))
         table.add_row(*cells)
     return table
-
-
-def fit_table(fit) -> Table:
-    """One fitted law: each parameter with its 95% bootstrap interval."""
-    state = "converged" if fit.converged else f"[red]did not converge: {fit.message}[/]"
-    table = Table(title=f"{fit.law}  ({fit.y} vs {fit.x}, {fit.n_points} points, {state})")
-    for c in ("parameter", "value", "95% CI"):
-        table.add_column(c, justify="left" if c == "parameter" else "right")
-    for name, value in fit.params.items():
-        lo_hi = fit.ci.get(name)
-        table.add_row(name, f"{value:.4g}", f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else "")
-    return table
-
-
-def analysis_tables(analysis) -> list:
-    """What ``scale fit`` prints: each law with intervals, the checks, the notes."""
-    out = [fit_table(f) for f in analysis.fits]
-    for fit, check in analysis.extrapolation.values():
-        t = Table(
-            title=f"extrapolation: {fit.law} fitted without the {len(check.held_out)} largest size(s)"
-        )
-        for col in ("size", "loss", "predicted", "rel. error"):
-            t.add_column(col, justify="right")
-        for r in check.rows:
-            t.add_row(
-                f"{r['x']:.4g}", f"{r['y']:.4f}", f"{r['predicted']:.4f}", f"{r['rel_error']:+.2%}"
-            )
-        t.caption = f"mean |rel. error| {check.mean_abs_rel_error:.2%}, RMS log error {check.rms_log_error:.4f}"
-        out.append(t)
-    fr = analysis.frontier
-    if fr is not None:
-        ci = lambda c: f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""  # noqa: E731
-        out.append(
-            f"compute-optimal frontier (C = {fr.flops_per_nd:.3g}·N·D): N_opt ∝ C^{fr.a:.3f}{ci(fr.a_ci)}, D_opt ∝ C^{fr.b:.3f}{ci(fr.b_ci)}"
-        )
-    if analysis.isoflop is not None:
-        iso = analysis.isoflop
-        t = Table(title="IsoFLOP minima (parabola in log N)")
-        for col in ("compute", "N_opt", "loss", "points", "at edge"):
-            t.add_column(col, justify="right")
-        for b in iso.budgets:
-            t.add_row(
-                f"{b['compute']:.3g}",
-                f"{b['n_opt']:.4g}",
-                f"{b['loss_opt']:.4f}",
-                str(b["points"]),
-                "yes" if b["at_edge"] else "",
-            )
-        if iso.exponent is not None:
-            t.caption = f"N_opt ∝ C^{iso.exponent:.3f}"
-        out.append(t)
-    out += [f"[yellow]note[/]: {n}" for n in analysis.notes]
-    return out

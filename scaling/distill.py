@@ -12,7 +12,6 @@ students wait for one teacher) and recorded as a point of its own.
 from __future__ import annotations
 
 import copy
-import fcntl
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from .models import build_model
-from .results import collect, read_result
+from .store import collect, lock, read_result
 
 
 def teacher_config(cfg):
@@ -55,8 +54,7 @@ def ensure_teacher(cfg) -> None:
     teacher = teacher_config(cfg)
     folder = teacher_dir(cfg, teacher)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".teacher.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock(folder / ".teacher.lock"):
         done = read_result(folder)
         if not (done and done["status"] == "ok" and (folder / "model.pt").is_file()):
             print(f"[{cfg.sweep}] training the teacher first", flush=True)

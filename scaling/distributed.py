@@ -297,7 +297,7 @@ def launch(cfg, point_dir: Path) -> dict:
     Ctrl-C gets an ``interrupted`` one and is raised again.
     """
     from .loggers import NoLogger
-    from .results import read_result
+    from .store import read_result
     from .train import finish_row, new_row
 
     point_dir = Path(point_dir)

@@ -10,13 +10,14 @@ The trackers' libraries are optional and imported only when a tracker is opened;
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import math
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from .store import lock
 
 # a history row's values that are curves (the rest are x-axes: step, examples, tokens, wall_s)
 _CURVES = ("train_loss", "val_loss", "val_accuracy", "lr")
@@ -206,9 +207,7 @@ def _sqlite_lock(uri: str):
         yield
         return
     db = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+    with lock(db.with_name(db.name + ".lock")):
         yield
 
 

@@ -24,9 +24,6 @@ attention is scaled by 1/d_head instead of 1/√d_head.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -246,28 +243,3 @@ def _recorder(acts: dict, name: str):
         acts[name] = output.detach().abs().mean().item()
 
     return hook
-
-
-def coord_growth(coords, layer: str = "logits", step: int | None = None) -> dict[str, float]:
-    """How much a layer's activation size changes from the narrowest width to the widest.
-
-    Args:
-        coords: ``coord_check``'s table.
-        layer: a layer name (``logits``, ``3``, ``blocks.1``, …).
-        step: the step to compare at; None: the step where the change is largest either way
-            (sp's logits jump at the first steps and then swing back).
-
-    Returns:
-        parametrization -> act(widest) / act(narrowest); 1 means flat. Steps where an
-        activation is 0 (a zero-initialised readout at step 0) are skipped.
-    """
-    sel = coords[coords["layer"] == layer]
-    if step is not None:
-        sel = sel[sel["step"] == step]
-    out = {}
-    for par, g in sel.groupby("parametrization"):
-        table = g.pivot_table(index="step", columns="width", values="act")
-        ratio = table.iloc[:, -1] / table.iloc[:, 0]
-        ratio = ratio[(table.iloc[:, 0] > 0) & (table.iloc[:, -1] > 0)]
-        out[par] = float(ratio.loc[np.log(ratio).abs().idxmax()]) if len(ratio) else math.nan
-    return out

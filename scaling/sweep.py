@@ -12,7 +12,6 @@ from disk.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import tempfile
@@ -32,7 +31,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import config  # noqa: F401 - registers the schemas
-from .results import BadInput, atomic_write_text, read_result, write_json
+from .errors import BadInput
+from .store import atomic_write_text, read_result, try_lock, write_json
 
 CONFIG_NAME = "config"
 
@@ -478,25 +478,20 @@ def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, c
     job that finds too few devices free waits, holding none. The locks are released
     if the job dies.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
     while True:
         held = []
         try:
             for i in range(n_devices):
-                handle = open(lock_dir / f"device{i}.lock", "w")
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    handle.close()
+                device_lock = try_lock(lock_dir / f"device{i}.lock")
+                if device_lock is None:
                     continue
-                held.append((i, handle))
+                held.append((i, device_lock))
                 if len(held) == count:
                     yield held[0][0] if count == 1 else [i for i, _ in held]
                     return
         finally:  # after the block, or when too few were free
-            for _, handle in held:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+            for _, device_lock in held:
+                device_lock.release()
         time.sleep(poll)
 
 

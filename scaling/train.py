@@ -40,7 +40,7 @@ from .distributed import (
 from .loggers import open_logger
 from .models import build_model, family
 from .mup import param_groups
-from .results import COLUMNS, atomic_write_text, point_id, point_identity, write_json
+from .store import COLUMNS, atomic_write_text, point_id, point_identity, write_json
 
 HISTORY_COLUMNS = (
     "step",

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.analysis.checks import extrapolation_check, isoflop_minima
+from scaling.analysis.fit import fit_law
 from scaling.cli import main
-from scaling.fit import extrapolation_check, fit_law, isoflop_minima
 
 CH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 

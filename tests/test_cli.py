@@ -6,7 +6,7 @@ from conftest import TINY
 from hydra.experimental.callback import Callback
 
 from scaling.cli import main
-from scaling.results import COLUMNS
+from scaling.store import COLUMNS
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from torch import nn
 from scaling.cli import main
 from scaling.compress import nonzero_params, prunable, pruned, sparsity, stored_bytes
 from scaling.models import DataSpec, build_model
-from scaling.results import load_table
+from scaling.store import load_table
 
 
 def _mlp():

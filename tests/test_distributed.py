@@ -206,7 +206,7 @@ def test_an_fsdp_checkpoint_resumes_in_one_process(compose, tmp_path, monkeypatc
 
 def test_a_scheduler_points_devices_are_not_this_machines(in_tmp):
     """A Slurm sweep is planned on a login node: its GPUs are on the compute nodes."""
-    from scaling.results import BadInput
+    from scaling.errors import BadInput
     from scaling.sweep import find_preset, plan
 
     gpus = ["trainer.nproc=8", "trainer.device=cuda", "trainer.batch_size=64"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scaling.fit import fit_law
+from scaling.analysis.fit import fit_law
 
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 

@@ -6,10 +6,11 @@ import torch
 from conftest import TINY
 from torch import nn
 
+from scaling.analysis.transfer import coord_growth, transfer_table
 from scaling.measure import param_counts
 from scaling.models import DataSpec, build_model
-from scaling.mup import Readout, check_mup, coord_check, coord_growth, param_groups
-from scaling.transfer import report_section, transfer_table
+from scaling.mup import Readout, check_mup, coord_check, param_groups
+from scaling.report.sections import transfer_section
 
 VECTOR = DataSpec("vector", "classification", (40,), 10)
 TOKENS = DataSpec("tokens", "lm", (32,), 256)
@@ -129,19 +130,28 @@ def test_coordinate_check_grows_under_sp_and_stays_flat_under_mup():
 
 
 @pytest.mark.slow
-def test_lr_transfer_sweep_gives_both_parametrisations_and_a_report_section(in_tmp):
+def test_lr_transfer_sweep_and_coordinate_check_make_their_report_sections(in_tmp):
     from scaling.cli import main
 
-    grid = ["model.width=16,32", "optim.lr=1e-3,1e-2", *SMALL_DATA[1:], *TINY]
+    grid = ["model.width=8,16,32", "optim.lr=1e-3,1e-2", *SMALL_DATA[1:], *TINY]
     assert main(["sweep", "lr_transfer", *grid, "--bootstrap", "0"]) == 0
-    df = pd.read_csv(in_tmp / "outputs/lr_transfer/results.csv")
-    assert len(df) == 8 and set(df["model.parametrization"]) == {"sp", "mup"}
+    sweep = in_tmp / "outputs/lr_transfer"
+    df = pd.read_csv(sweep / "results.csv")
+    assert len(df) == 12 and set(df["model.parametrization"]) == {"sp", "mup"}
     table = transfer_table(df)
-    assert len(table) == 4 and table["lr_opt"].isin([1e-3, 1e-2]).all()
-    text = report_section(df, in_tmp / "plots", steps=2)
-    assert "sp" in text and "μP" in text and "](plots/lr_transfer.png)" in text
-    assert (in_tmp / "plots/coord_check.png").exists()
-    assert report_section(df[df["model.parametrization"] == "sp"], in_tmp / "plots") is None
+    assert len(table) == 6 and table["lr_opt"].isin([1e-3, 1e-2]).all()
+    assert transfer_section(df[df["model.parametrization"] == "sp"]) is None
+    report = (sweep / "report.md").read_text()
+    assert "## Width transfer (μP)" in report and "](plots/lr_transfer.png)" in report
+    assert "## Coordinate check" not in report  # a report trains nothing
+
+    # the coordinate check is its own command; the next report shows it
+    check = ["coord-check", "lr_transfer", *SMALL_DATA[1:], "--widths", "16,32", "--steps", "2"]
+    assert main(check) == 0
+    assert (sweep / "plots/coord_check.png").exists() and (sweep / "plots/coord_check.csv").exists()
+    assert main(["report", "lr_transfer", "--bootstrap", "0"]) == 0
+    report = (sweep / "report.md").read_text()
+    assert "## Coordinate check" in report and "](plots/coord_check.png)" in report
 
 
 def test_transfer_table_counts_diverged_points_as_worse():

@@ -6,7 +6,7 @@ from conftest import TINY
 
 from scaling.cli import main
 from scaling.pack import clip_per_model, pack_configs, train_pack
-from scaling.results import read_result
+from scaling.store import read_result
 from scaling.train import train_point
 
 

@@ -14,7 +14,7 @@ from conftest import TINY
 
 import scaling.train as train
 from scaling.cli import main
-from scaling.results import collect
+from scaling.store import collect
 
 
 def _sweep_in_subprocess(cwd, *args):

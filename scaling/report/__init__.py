@@ -1,0 +1,86 @@
+"""A study's report: fits.json, every figure, report.md and a self-contained report.html.
+
+``sections`` builds the report as sections from an analysis and the study's rows,
+``render`` writes them as Markdown, HTML or terminal tables, ``plots`` and
+``study_plots`` draw the figures. Nothing here fits or trains, and torch is never imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .. import store
+from . import render, study_plots
+from .plots import figures
+from .sections import (
+    ANALYSIS,
+    Section,
+    analysis_sections,
+    compression_section,
+    coord_section,
+    distillation_section,
+    report_sections,
+    transfer_section,
+)
+
+COORDS = "coord_check.csv"  # what `scale coord-check` leaves in a study's plots/
+
+
+def terminal(analysis, df_all: pd.DataFrame) -> list:
+    """What ``scale fit`` prints: each law with its intervals, the checks and the notes."""
+    return render.terminal(
+        [s for s in analysis_sections(analysis, df_all) if s.heading in ANALYSIS]
+    )
+
+
+def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str) -> list[Section]:
+    """Sections of studies beyond size (compression, distillation, width transfer), with their
+    figures drawn into ``plots_dir``."""
+    ok = df_all[df_all["status"] == "ok"] if "status" in df_all else df_all
+    out = []
+    section = compression_section(ok)
+    if section:
+        section.figures = study_plots.accuracy_vs_bytes(ok, plots_dir, title)
+        if (ok["compression"] == "prune").any():
+            section.figures += study_plots.loss_vs_sparsity(ok, plots_dir, title)
+        out.append(section)
+    section = distillation_section(ok, x)
+    if section:
+        section.figures = study_plots.distilled_vs_plain(ok, x, plots_dir, title)
+        out.append(section)
+    section = transfer_section(df_all)
+    if section:
+        section.figures = study_plots.plot_lr_transfer(df_all, plots_dir / "lr_transfer")
+        out.append(section)
+    coords = plots_dir / COORDS
+    if coords.is_file():
+        info = store.read_json(coords.with_suffix(".json")) or {}
+        section = coord_section(pd.read_csv(coords), info)
+        section.figures = [p for p in (plots_dir / "coord_check.png",) if p.is_file()]
+        out.append(section)
+    return out
+
+
+def write_all(table, analysis, title: str) -> dict:
+    """fits.json, every figure, report.md and report.html into the study's folder."""
+    out = table.out
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_json(out / "fits.json", analysis.record())
+    histories = store.read_histories(table.sweep_dir) if table.sweep_dir is not None else None
+    figs = figures(table.ok, analysis, out / "plots", histories=histories, title=title)
+    info = store.read_grid_info(out)
+    command = f"# {info['command']}" if info.get("command") else ""
+    config = "\n".join(x for x in (command, info.get("preset", "")) if x) or None
+    studies = study_sections(table.all, analysis.x, out / "plots", title)
+    for section in studies:  # every figure in one closing section, as a reader expects
+        figs += section.figures
+        section.figures = []
+    sections = report_sections(table.all, analysis, title, config) + studies
+    if figs:
+        sections.append(Section("Figures", figures=figs))
+    md, html = out / "report.md", out / "report.html"
+    store.atomic_write_text(md, render.markdown(sections, out))
+    store.atomic_write_text(html, render.page(sections, title))
+    return {"fits": out / "fits.json", "figures": figs, "report_md": md, "report_html": html}
