@@ -127,9 +127,10 @@ def _raise_interrupt(signum, frame):
 
 
 def cmd_sweep(args) -> int:
+    from .config.compose import find_preset
     from .console import SweepProgress, console, points_table
     from .store import failure_streak, write_results
-    from .sweep import find_preset, launch, plan, to_run, write_grid
+    from .sweep import launch, plan, to_run, write_grid
 
     name, overrides = DEFAULT_PRESET, list(args.args)
     if overrides and "=" not in overrides[0]:
@@ -223,9 +224,11 @@ def _analyse(target: str, options, title: str, quiet_if_few: bool = False) -> in
 def cmd_run(args) -> int:
     from rich.markup import escape
 
+    from .config.compose import compose as compose_point
+    from .config.compose import hydra_context
     from .console import console, points_table
     from .store import split_variant, write_results
-    from .sweep import check_shapes, compose_point, hydra_context, train_points
+    from .sweep import check_shapes, train_points
 
     out = Path(args.out or "outputs/run").resolve()
     with hydra_context():
@@ -287,12 +290,12 @@ def cmd_report(args) -> int:
 
 
 def cmd_coord_check(args) -> int:
+    from .config.compose import find_preset, preset_overrides
     from .console import console
     from .mup import coord_check
     from .report import COORDS
     from .report.study_plots import plot_coord_check
     from .store import atomic_write_text, write_json
-    from .sweep import find_preset, preset_overrides
 
     name, overrides = None, list(args.args)
     if overrides and "=" not in overrides[0]:

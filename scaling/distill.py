@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import build_model
+from .models import build_model, family
 from .store import collect, lock, read_result
 
 
 def teacher_config(cfg):
     """The teacher of ``cfg`` when it is given by ``distill.teacher_overrides``."""
-    from .sweep import prepare
+    from .config.compose import prepare
 
     teacher = copy.deepcopy(cfg)
     overrides = list(cfg.distill.teacher_overrides)
@@ -86,7 +86,9 @@ def load_teacher(cfg, spec, device: torch.device) -> torch.nn.Module:
         raise ValueError(
             f"the teacher was trained on {saved['data']['name']}, the student on {cfg.data.name}"
         )
-    teacher = build_model(OmegaConf.create(saved["model"]), spec).to(device)
+    teacher = build_model(family(saved["model"]["family"]).Config(**saved["model"]), spec).to(
+        device
+    )
     teacher.load_state_dict(saved["state_dict"])
     return teacher.eval().requires_grad_(False)
 

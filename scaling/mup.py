@@ -25,59 +25,7 @@ attention is scaled by 1/d_head instead of 1/√d_head.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-MUP_FAMILIES = ("mlp", "transformer")  # the families whose readout and attention follow μP
-
-
-class Readout(nn.Linear):
-    """The output layer under μP: ``Linear(x · mult)`` with mult = base_width/width (mup's MuReadout).
-
-    Scaling the input rather than the output leaves the bias unscaled, as MuReadout
-    does; the multiply is elementwise, so FLOP counters see the same matmul as
-    under sp.
-    """
-
-    def __init__(self, in_features: int, out_features: int, mult: float, bias: bool = True):
-        super().__init__(in_features, out_features, bias=bias)
-        self.mult = mult
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x * self.mult, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, mult={self.mult:g}"
-
-
-def width_multiplier(model_cfg) -> float:
-    """width / base_width for the family's width field (1 under sp)."""
-    if model_cfg.parametrization != "mup":
-        return 1.0
-    from .models import family
-
-    field = family(model_cfg.family).WIDTH
-    if field is None:
-        raise ValueError(f"model.parametrization=mup: the {model_cfg.family} family has no width")
-    return model_cfg[field] / model_cfg.base_width
-
-
-def check_mup(cfg) -> None:
-    """Refuse settings μP does not support, with one line that names the fix; nothing under sp."""
-    if cfg.model.parametrization != "mup":
-        return
-    if cfg.model.family not in MUP_FAMILIES:
-        raise ValueError(
-            f"model.parametrization=mup is implemented for {' and '.join(MUP_FAMILIES)}, "
-            f"not {cfg.model.family}; use model.parametrization=sp"
-        )
-    if cfg.model.base_width <= 0:
-        raise ValueError(f"model.base_width must be > 0, got {cfg.model.base_width}")
-    if cfg.optim.lr_scaling != "none":
-        raise ValueError(
-            "model.parametrization=mup sets per-layer learning rates itself; "
-            "drop optim.lr_scaling=width"
-        )
 
 
 def _base_model(cfg, spec) -> dict[str, torch.Tensor]:
@@ -85,7 +33,7 @@ def _base_model(cfg, spec) -> dict[str, torch.Tensor]:
     from .models import build_model, family
 
     base_cfg = cfg.model.copy()
-    base_cfg[family(cfg.model.family).WIDTH] = cfg.model.base_width
+    base_cfg[family(cfg.model.family).Config.WIDTH] = cfg.model.base_width
     if cfg.model.family == "transformer":
         base_cfg.n_head = 1  # heads do not change parameter shapes; one head always divides
     with torch.device("meta"):
@@ -108,7 +56,6 @@ def param_groups(named: dict[str, torch.Tensor], cfg, spec) -> list[dict]:
     params = list(named.values())
     if cfg.model.parametrization != "mup":
         return [{"params": params, "lr_mult": 1.0}]
-    check_mup(cfg)
     base = _base_model(cfg, spec)
     sgd = cfg.optim.name == "sgd"
     groups: dict[float, list] = {}
@@ -164,15 +111,16 @@ def coord_check(
     """
     import pandas as pd
 
+    from .config.compose import compose as compose_point
+    from .config.compose import hydra_context
     from .data import load_data
     from .models import family
-    from .sweep import compose_point, hydra_context
 
     extra = [f"optim.lr={lr}"] if lr is not None else []
     extra += [f"trainer.batch_size={batch_size}"] if batch_size is not None else []
     rows, datasets = [], {}
     with hydra_context():
-        field = family(compose_point(list(overrides)).model.family).WIDTH
+        field = family(compose_point(list(overrides)).model.family).Config.WIDTH
         configs = {
             (par, width): compose_point(
                 [*overrides, *extra, f"model.{field}={width}", f"model.parametrization={par}"]
@@ -181,7 +129,6 @@ def coord_check(
             for width in widths
         }
     for (par, width), cfg in configs.items():
-        check_mup(cfg)
         key = repr(sorted(cfg.data.items()))
         if key not in datasets:
             datasets[key] = load_data(cfg.data)

@@ -27,7 +27,7 @@ from . import measure
 from .data import load_data
 from .distill import load_teacher, objective
 from .loggers import open_logger
-from .models import build_model, family
+from .models import build_model
 from .mup import param_groups
 from .train import (
     Batches,
@@ -49,15 +49,6 @@ from .train import (
     seed_everything,
     totals,
 )
-
-
-def check_packable(cfg) -> None:
-    """Refuse ``pack_seeds`` for families torch cannot vmap (ValueError)."""
-    if cfg.trainer.pack_seeds > 1 and not getattr(family(cfg.model.family), "VMAP", True):
-        raise ValueError(
-            f"trainer.pack_seeds: the {cfg.model.family} family cannot be vmapped "
-            "(torch has no batching rule for its kernels); train its seeds as separate points"
-        )
 
 
 def pack_configs(cfg) -> list:

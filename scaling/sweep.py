@@ -16,175 +16,22 @@ import json
 import os
 import tempfile
 import time
-from importlib.resources import files
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import (
-    ConfigCompositionException,
-    MissingConfigException,
-    OverrideParseException,
-)
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import config  # noqa: F401 - registers the schemas
+from .config.compose import (
+    CONFIG_NAME,
+    expand,
+    hydra_context,
+    label,
+    prepare,
+    preset_overrides,
+)
+from .config.compose import compose as compose_point
 from .errors import BadInput
 from .store import atomic_write_text, read_result, try_lock, write_json
-
-CONFIG_NAME = "config"
-
-
-def conf_dir() -> Path:
-    return Path(str(files("scaling.conf")))
-
-
-def packaged_sweeps() -> Path:
-    return Path(str(files("scaling.sweeps")))
-
-
-def preset_names() -> list[str]:
-    names = {p.stem for p in packaged_sweeps().glob("*.yaml")}
-    names |= {p.stem for p in Path("sweeps").glob("*.yaml")}
-    return sorted(names)
-
-
-def find_preset(name: str) -> Path:
-    """``./sweeps/NAME.yaml`` first, then the packaged presets."""
-    for root in (Path("sweeps"), packaged_sweeps()):
-        path = root / f"{name}.yaml"
-        if path.is_file():
-            return path.resolve()
-    raise BadInput(f"unknown sweep preset '{name}'; choose from: {', '.join(preset_names())}")
-
-
-def preset_overrides(preset: Path | None) -> list[str]:
-    """Overrides that load a preset file: its folder's parent on the search path, then ``+sweeps=NAME``."""
-    if preset is None:
-        return []
-    return [f"hydra.searchpath=[file://{preset.parent.parent}]", f"+sweeps={preset.stem}"]
-
-
-@contextlib.contextmanager
-def hydra_context():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(conf_dir()), version_base=None):
-        yield GlobalHydra.instance().hydra
-
-
-def _valid_keys(cfg, key: str) -> list[str]:
-    node = cfg
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.get(part) if hasattr(node, "get") else None
-        if node is None:
-            return []
-    return list(node.keys()) if hasattr(node, "keys") else []
-
-
-def explain(error: Exception, overrides: list[str] = ()) -> str:
-    """One line for a Hydra or OmegaConf composition error."""
-    if isinstance(error, MissingConfigException):
-        group, _, wanted = (error.missing_cfg_file or "").rpartition("/")
-        options = [o for o in (error.options or []) if not o.endswith("_schema")]
-        if group == "sweeps":
-            return f"unknown sweep preset '{wanted}'"
-        return f"unknown {group} '{wanted}'; choose from: {', '.join(options)}"
-    cause = error.__cause__ or error
-    text = str(error).splitlines()[0]
-    detail = str(cause).splitlines()[0] if cause is not error else ""
-    if "Could not override" in text or "not in struct" in detail or "Could not append" in text:
-        key = text.split("'")[1] if "'" in text else ""
-        with contextlib.suppress(Exception):
-            cfg = compose(CONFIG_NAME)
-            valid = _valid_keys(cfg, key)
-            if valid:
-                import difflib
-
-                near = difflib.get_close_matches(key.split(".")[-1], valid, n=1)
-                hint = f" (did you mean '{'.'.join(key.split('.')[:-1] + near)}'?)" if near else ""
-                return f"unknown key '{key}'{hint}; {key.rsplit('.', 1)[0] if '.' in key else 'the config'} has: {', '.join(valid)}"
-        return f"unknown key '{key}'"
-    if "Ambiguous value" in text:
-        return f"{text}: comma lists and range() are for `scale sweep`"
-    if detail and detail != text:
-        return f"{text}: {detail}"
-    return text
-
-
-def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], list[str], dict]:
-    """The grid's points as lists of overrides, the overrides that configure Hydra itself,
-    and the launcher's settings.
-
-    Must run inside ``hydra_context()``.
-    """
-    hydra_over = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
-    point_over = [o for o in overrides if o not in hydra_over]
-    try:
-        master = compose(
-            CONFIG_NAME, overrides=preset_overrides(preset) + hydra_over, return_hydra_config=True
-        )
-    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as e:
-        raise BadInput(explain(e)) from None
-    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(params + point_over)
-    except Exception as e:  # the parser's own error says what is wrong
-        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
-    grid = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
-    explicit = OmegaConf.to_container(master.points) if master.get("points") else []
-    if explicit:
-        # explicit points (paired settings) combine with the command line, not with the grid
-        base = BasicSweeper.split_arguments(
-            OverridesParser.create().parse_overrides(point_over), None
-        )[0]
-        grid = [b + [f"{k}={v}" for k, v in p.items()] for p in explicit for b in base] + (
-            grid if params else []
-        )
-    launcher = OmegaConf.to_container(master.hydra.launcher, resolve=False) or {}
-    return grid, hydra_over, launcher
-
-
-def compose_point(point: list[str], preset: Path | None = None, extra: list[str] = ()):
-    """Compose, apply ``model.size`` and validate one point; a bad point raises BadInput."""
-    try:
-        cfg = compose(CONFIG_NAME, overrides=preset_overrides(preset) + list(extra) + list(point))
-    except OverrideParseException as e:
-        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
-    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as e:
-        raise BadInput(explain(e, point)) from None
-    return prepare(cfg, point)
-
-
-def prepare(cfg, overrides: list[str] = ()):
-    """Apply ``model.size`` and run every check that needs no training; returns the final config."""
-    from .models import size_fields
-
-    try:
-        derived = size_fields(cfg.model)
-        given = {o.split("=")[0].lstrip("+~") for o in overrides}
-        clash = sorted(f"model.{k}" for k in derived if f"model.{k}" in given)
-        if clash:
-            raise BadInput(f"model.size sets {', '.join(clash)}; give one or the other")
-        for key, value in derived.items():
-            cfg.model[key] = value
-        for group, key in (("model", "family"), ("data", "name")):
-            schema = getattr(OmegaConf.get_type(cfg[group]), key, None)
-            if isinstance(schema, str) and cfg[group][key] != schema:
-                raise BadInput(
-                    f"{group}.{key}={cfg[group][key]} keeps the {schema} settings; "
-                    f"choose the config group instead: {group}={cfg[group][key]}"
-                )
-        OmegaConf.to_object(cfg)  # runs every __post_init__ check
-    except BadInput:
-        raise
-    except (ValueError, OmegaConfBaseException) as e:
-        raise BadInput(str(e).splitlines()[0]) from None
-    return cfg
 
 
 def check_shapes(cfg, specs: dict, remote: bool = False) -> int:
@@ -197,8 +44,7 @@ def check_shapes(cfg, specs: dict, remote: bool = False) -> int:
     from .data import load_data
     from .measure import param_counts
     from .models import build_model
-    from .pack import check_packable
-    from .train import peak_lr, plan_steps
+    from .train import plan_steps
 
     key = _data_key(cfg)
     try:
@@ -209,8 +55,6 @@ def check_shapes(cfg, specs: dict, remote: bool = False) -> int:
         with torch.device("meta"):
             model = build_model(cfg.model, spec)
         params = param_counts(model)["total"]
-        peak_lr(cfg)
-        check_packable(cfg)
         check_studies(cfg, specs, remote)
         per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
         flops = (
@@ -227,12 +71,10 @@ def check_studies(cfg, specs: dict, remote: bool = False) -> None:
     from .distill import find_teacher, teacher_config
     from .distributed import check_distributed
     from .loggers import check_logger
-    from .mup import check_mup
 
     if not remote:
         check_distributed(cfg)
     check_logger(cfg)
-    check_mup(cfg)
     if cfg.distill.alpha > 0:
         if spec_of(cfg, specs).task == "regression":
             raise ValueError("distill: a regression task has no logits to distil")
@@ -295,19 +137,6 @@ def _meta_flops(model, spec, batch_size: int) -> int:
         return training_flops(model, x, y, loss_fn_for(spec.task))["total"]
 
 
-def label(point: list[str], varying: set[str]) -> str:
-    """A short name for a point: the settings that differ between points, keys without their group."""
-
-    def short(value: str) -> str:
-        try:
-            return f"{float(value):g}" if "." in value or "e" in value.lower() else value
-        except ValueError:
-            return value
-
-    parts = [o.split("=", 1) for o in point if o.split("=")[0] in varying]
-    return " ".join(f"{key.split('.')[-1]}={short(value)}" for key, value in parts) or "default"
-
-
 def plan(
     name: str, preset: Path | None, overrides: list[str], out: Path
 ) -> tuple[list[dict], list[str]]:
@@ -315,7 +144,8 @@ def plan(
     from .distill import teacher_config
 
     with hydra_context():
-        grid, hydra_over, launcher = expand(preset, overrides)
+        grid, hydra_over, master = expand(preset, overrides)
+        launcher = OmegaConf.to_container(master.hydra.launcher, resolve=False) or {}
         # on a scheduler the points run on other machines: this one's devices say nothing
         remote = any(k in str(launcher.get("_target_", "")) for k in ("Slurm", "Ray"))
         settings = {}

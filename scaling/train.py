@@ -78,9 +78,7 @@ def peak_lr(cfg) -> float:
     """The point's learning rate: ``optim.lr``, or with ``lr_scaling=width`` lr·base_width/width."""
     if cfg.optim.lr_scaling == "none":
         return cfg.optim.lr
-    field = family(cfg.model.family).WIDTH
-    if field is None:
-        raise ValueError(f"optim.lr_scaling=width: the {cfg.model.family} family has no width")
+    field = family(cfg.model.family).Config.WIDTH
     return cfg.optim.lr * cfg.optim.base_width / cfg.model[field]
 
 

@@ -22,7 +22,8 @@ def data_cache(tmp_path_factory):
 @pytest.fixture
 def compose():
     """Compose and validate one point from overrides, as `scale run` does."""
-    from scaling.sweep import compose_point, hydra_context
+    from scaling.config.compose import compose as compose_point
+    from scaling.config.compose import hydra_context
 
     def _compose(*overrides, tiny=True):
         with hydra_context():

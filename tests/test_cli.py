@@ -102,7 +102,7 @@ BAD = [
     (["sweep", "trainer.precision=fp8"], "trainer.precision must be"),
     (["sweep", "trainer.steps=ten"], "trainer.steps"),
     (["run", "data=tokens", "data.path=/no/such/dir"], "data.path has no train.bin"),
-    (["run", "model=rnn", "model.cell=rnn"], "model.cell must be lstm or gru"),
+    (["run", "model=rnn", "model.cell=rnn"], "model.cell must be one of lstm, gru"),
     (["run", "trainer.budget=flops", "trainer.target_flops=1000"], "gives 0 steps"),
     (["run", "data=digits", "data.train_size=5000"], "more than the"),
     (["sweep", "mlp_width", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'"),

@@ -6,7 +6,8 @@ from torch import nn
 
 from scaling.cli import main
 from scaling.compress import nonzero_params, prunable, pruned, sparsity, stored_bytes
-from scaling.models import DataSpec, build_model
+from scaling.data import DataSpec
+from scaling.models import build_model
 from scaling.store import load_table
 
 
@@ -37,11 +38,10 @@ def test_pruning_zeroes_the_smallest_weights(scope):
 
 
 def test_a_tied_embedding_and_head_are_not_pruned():
-    from omegaconf import OmegaConf
 
-    from scaling.config import TransformerConfig
+    from scaling.models import transformer
 
-    cfg = OmegaConf.structured(TransformerConfig(d_model=32, n_layer=1, n_head=2))
+    cfg = transformer.Config(d_model=32, n_layer=1, n_head=2)
     model = build_model(cfg, DataSpec("tokens", "lm", (16,), 64))
     small = pruned(model, 0.5)
     assert torch.equal(small.wte.weight, model.wte.weight)
@@ -96,7 +96,7 @@ def test_quantized_and_cast_models_are_smaller_and_close(in_tmp, method, levels)
         ("compress.levels=[1.5]", "sparsities lie in [0, 1)"),
         ("compress=quantize compress.levels=[int4]", "choose from int8"),
         ("compress.method=zip", "compress.method must be one of"),
-        ("compress=prune compress.scope=row", "compress.scope must be global or layer"),
+        ("compress=prune compress.scope=row", "compress.scope must be one of global, layer"),
     ],
 )
 def test_bad_compression_settings_are_refused(in_tmp, capsys, override, message):

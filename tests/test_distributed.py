@@ -206,8 +206,9 @@ def test_an_fsdp_checkpoint_resumes_in_one_process(compose, tmp_path, monkeypatc
 
 def test_a_scheduler_points_devices_are_not_this_machines(in_tmp):
     """A Slurm sweep is planned on a login node: its GPUs are on the compute nodes."""
+    from scaling.config.compose import find_preset
     from scaling.errors import BadInput
-    from scaling.sweep import find_preset, plan
+    from scaling.sweep import plan
 
     gpus = ["trainer.nproc=8", "trainer.device=cuda", "trainer.batch_size=64"]
     points, _ = plan("mlp_width", find_preset("mlp_width"), ["hydra/launcher=slurm", *gpus], in_tmp)

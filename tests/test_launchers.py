@@ -43,7 +43,7 @@ def test_submitit_local(in_tmp):
 def test_slurm_preset_composes_with_cluster_settings(in_tmp):
     from hydra import compose
 
-    from scaling.sweep import hydra_context
+    from scaling.config.compose import hydra_context
 
     with hydra_context():
         cfg = compose(

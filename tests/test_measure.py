@@ -3,8 +3,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from scaling.data import DataSpec
 from scaling.measure import flops_disagreement, training_flops
-from scaling.models import DataSpec, build_model
+from scaling.models import FAMILIES, build_model
 from scaling.train import loss_fn_for
 
 
@@ -39,9 +40,9 @@ def test_mlp_training_flops_match_the_layers():
     assert flops["uncounted"] == 0
 
 
-class _Cfg:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+def _Cfg(family: str, **fields):
+    """A family's model config with these fields."""
+    return FAMILIES[family].Config(**fields)
 
 
 def test_gru_counter_matches_closed_form():
@@ -52,12 +53,10 @@ def test_gru_counter_matches_closed_form():
 
 
 def test_lstm_flops_are_counted_analytically_and_linear_in_sequence_length():
-    cfg = _Cfg(cell="lstm", hidden=16, layers=2)
     flops = []
     for seq_len in (32, 64):
-        model = build_model(
-            _Cfg(family="rnn", **cfg.__dict__), DataSpec("tokens", "lm", (seq_len,), 50)
-        )
+        cfg = _Cfg("rnn", cell="lstm", hidden=16, layers=2)
+        model = build_model(cfg, DataSpec("tokens", "lm", (seq_len,), 50))
         x = torch.randint(0, 50, (4, seq_len))
         f = training_flops(model, x, x, loss_fn_for("lm"))
         assert f["uncounted"] > 0

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from scaling.data import DataSpec
 from scaling.measure import param_counts
-from scaling.models import DataSpec, build_model
+from scaling.models import build_model
 from scaling.train import train_point
 
 FAMILY_DATA = [
@@ -78,28 +79,24 @@ def test_size_knob_sets_depth_and_width_together(compose):
 
 
 def test_model_that_cannot_read_the_data_is_a_clear_error():
-    from scaling.config import CNNConfig
+    from scaling.models import cnn
 
     with pytest.raises(ValueError, match="cannot train on tokens data"):
-        build_model(CNNConfig(), DataSpec("tokens", "lm", (64,), 256))
+        build_model(cnn.Config(), DataSpec("tokens", "lm", (64,), 256))
 
 
 def test_shared_hidden_layers_cost_the_flops_of_their_depth_with_fewer_parameters():
     import torch
-    from omegaconf import OmegaConf
 
-    from scaling.config import MLPConfig
     from scaling.measure import param_counts, training_flops
-    from scaling.models import DataSpec, build_model
+    from scaling.models import mlp
     from scaling.train import loss_fn_for
 
     spec = DataSpec("vector", "classification", (40,), 10)
     x, y = torch.randn(8, 40), torch.randint(0, 10, (8,))
     counts, flops = {}, {}
     for share in (False, True):
-        model = build_model(
-            OmegaConf.structured(MLPConfig(width=32, depth=4, share_layers=share)), spec
-        )
+        model = build_model(mlp.Config(width=32, depth=4, share_layers=share), spec)
         counts[share] = param_counts(model)["total"]
         f = training_flops(model, x, y, loss_fn_for("classification"))
         assert f["total"] == f["analytic"]

@@ -7,9 +7,12 @@ from conftest import TINY
 from torch import nn
 
 from scaling.analysis.transfer import coord_growth, transfer_table
+from scaling.data import DataSpec
+from scaling.errors import BadInput
 from scaling.measure import param_counts
-from scaling.models import DataSpec, build_model
-from scaling.mup import Readout, check_mup, coord_check, param_groups
+from scaling.models import build_model
+from scaling.models.parametrization import Readout
+from scaling.mup import coord_check, param_groups
 from scaling.report.sections import transfer_section
 
 VECTOR = DataSpec("vector", "classification", (40,), 10)
@@ -110,13 +113,13 @@ def test_param_groups_follow_the_sgd_rules(compose):
     assert mults["5.bias"] == 1.0  # does not grow
 
 
-def test_check_mup_refuses_what_mup_does_not_cover(compose):
-    check_mup(compose("model=cnn"))  # sp: nothing to check
-    with pytest.raises(ValueError, match="not cnn"):
-        check_mup(compose("model=cnn", "model.parametrization=mup"))
-    with pytest.raises(ValueError, match="lr_scaling"):
-        check_mup(compose("model.parametrization=mup", "optim.lr_scaling=width"))
-    check_mup(compose("model.parametrization=mup", "optim=sgd"))  # SGD has its own rules
+def test_composing_refuses_what_mup_does_not_cover(compose):
+    compose("model=cnn")  # sp: nothing to check
+    with pytest.raises(BadInput, match="not cnn"):
+        compose("model=cnn", "model.parametrization=mup")
+    with pytest.raises(BadInput, match="lr_scaling"):
+        compose("model.parametrization=mup", "optim.lr_scaling=width")
+    compose("model.parametrization=mup", "optim=sgd")  # SGD has its own rules
 
 
 def test_coordinate_check_grows_under_sp_and_stays_flat_under_mup():

@@ -1,6 +1,7 @@
 import pytest
 
-from scaling.sweep import find_preset, packaged_sweeps, plan
+from scaling.config.compose import find_preset, packaged_sweeps
+from scaling.sweep import plan
 
 PRESETS = sorted(p.stem for p in packaged_sweeps().glob("*.yaml"))
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scaling.sweep import compose_point, hydra_context
+from scaling.config.compose import compose as compose_point
+from scaling.config.compose import hydra_context
 from scaling.train import train_point
 
 ASSET = Path(__file__).parent / "assets" / "reference_losses.json"

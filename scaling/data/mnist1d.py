@@ -6,16 +6,26 @@ separately with its own seed and never changes with ``train_size``.
 """
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
+
+from ..config.schema import DataConfig
+from .base import cache_dir, classification
 
 POOL = 20_000
 
 
-def _generate(n: int, seed: int):
-    from mnist1d.data import get_dataset_args, make_dataset
+@dataclass
+class Config(DataConfig):
+    name: str = "mnist1d"
+    train_size: int | None = 20000
+    val_size: int = 4000
+    val_seed: int = 1_000_003  # the validation set is generated apart and stays fixed
 
-    from . import cache_dir
+
+def _generate(n: int, seed: int):
+    from mnist1d.data import get_dataset_args, make_dataset  # imports torch-free numpy code only
 
     path = cache_dir() / f"mnist1d_n{n}_seed{seed}.npz"
     if not path.exists():
@@ -30,8 +40,6 @@ def _generate(n: int, seed: int):
 
 
 def load(cfg):
-    from . import classification
-
     # make_dataset draws the same number of examples per class: round up to tens
     pool = max(POOL, -(-(cfg.train_size or POOL) // 10) * 10)
     x, y = _generate(pool, cfg.seed)

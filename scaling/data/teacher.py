@@ -5,10 +5,31 @@ teacher and the validation set depend only on ``data.seed``, so data-size sweeps
 are scored on the same set.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from ..models import DataSpec
+from ..config.schema import DataConfig, positive
+from .base import Data, DataSpec
+
+
+@dataclass
+class Config(DataConfig):
+    name: str = "teacher"
+    train_size: int | None = 10000
+    in_dim: int = 16
+    out_dim: int = 1
+    teacher_width: int = 64
+    teacher_depth: int = 2
+    noise: float = 0.05  # std of the Gaussian noise on targets
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "in_dim", "out_dim", "teacher_width", "teacher_depth")
+        positive(self, "noise", allow_zero=True)
+        if self.train_size is None:
+            raise ValueError("data.train_size must be set for data=teacher")
 
 
 def _teacher(cfg, gen):
@@ -28,8 +49,6 @@ def _teacher(cfg, gen):
 
 
 def load(cfg):
-    from . import Data
-
     gen = torch.Generator().manual_seed(cfg.seed)
     teacher = _teacher(cfg, gen)
     x_val = torch.randn(cfg.val_size, cfg.in_dim, generator=gen)

@@ -8,9 +8,13 @@ machine, though it differs between Python versions, so rows record its hash.
 import functools
 import hashlib
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..config.schema import DataConfig, positive
+from .base import language_model
 
 SKIP_PARTS = {"site-packages", "dist-packages", "test", "tests", "idlelib", "__pycache__"}
 
@@ -25,6 +29,23 @@ def _files(path, glob) -> list[Path]:
     if path.is_file():
         return [path]
     return [p for p in sorted(path.glob(glob)) if p.is_file()]
+
+
+@dataclass
+class Config(DataConfig):
+    name: str = "text"
+    path: str | None = None  # a file or folder; None: the Python standard library's source
+    glob: str = "**/*"  # files to read in a folder
+    max_bytes: int = 4_000_000  # cap on the corpus
+    seq_len: int = 64  # tokens (bytes) per training sequence
+    val_fraction: float = 0.05  # tail of the corpus held out
+    val_size: int = 256  # validation windows
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "max_bytes", "seq_len")
+        if self.path is not None and not Path(self.path).expanduser().exists():
+            raise ValueError(f"data.path does not exist: {self.path}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -57,8 +78,6 @@ def fingerprint(cfg):
 
 
 def load(cfg):
-    from . import language_model
-
     data = np.frombuffer(corpus(cfg), dtype=np.uint8)
     n_val = max(int(len(data) * cfg.val_fraction), cfg.seq_len + 2)
     return language_model(

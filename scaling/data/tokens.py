@@ -1,9 +1,31 @@
 """Pre-tokenised data in nanoGPT's format: ``train.bin`` and ``val.bin`` of uint16 tokens."""
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from omegaconf import MISSING
+
+from ..config.schema import DataConfig, positive
+from .base import language_model
+
+
+@dataclass
+class Config(DataConfig):
+    name: str = "tokens"
+    path: str = MISSING  # folder with train.bin and val.bin (uint16, nanoGPT format)
+    vocab_size: int = 50304
+    seq_len: int = 256
+    val_size: int = 256
+    bytes_per_token: float | None = None  # set it to get bits per byte
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "vocab_size", "seq_len")
+        for split in ("train.bin", "val.bin"):
+            if not (Path(self.path).expanduser() / split).is_file():
+                raise ValueError(f"data.path has no {split}: {self.path}")
 
 
 def _bins(cfg):
@@ -21,8 +43,6 @@ def fingerprint(cfg):
 
 
 def load(cfg):
-    from . import language_model
-
     train_bin, val_bin = _bins(cfg)
     train = np.memmap(train_bin, dtype=np.uint16, mode="r")
     val = np.memmap(val_bin, dtype=np.uint16, mode="r")

@@ -1,8 +1,12 @@
 """torchvision's MNIST and CIFAR-10, downloaded on first use (``pip install scaling[torchvision]``)."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..config.schema import DataConfig, choice
+from .base import classification
 
 DATASETS = {
     # class name in torchvision.datasets, number of classes
@@ -11,19 +15,26 @@ DATASETS = {
 }
 
 
-def load(cfg):
-    from . import classification
+@dataclass
+class Config(DataConfig):
+    name: str = "torchvision"
+    dataset: str = "mnist"  # mnist | cifar10
+    root: str = "~/.cache/scaling/torchvision"
+    download: bool = True
+    val_size: int = 10000
 
+    def __post_init__(self):
+        super().__post_init__()
+        choice(self, "dataset", tuple(DATASETS))
+
+
+def load(cfg):
     try:
         from torchvision import datasets
     except ImportError as e:
         raise ValueError(
             "data=torchvision needs torchvision: pip install 'scaling[torchvision]'"
         ) from e
-    if cfg.dataset not in DATASETS:
-        raise ValueError(
-            f"unknown torchvision data set '{cfg.dataset}'; choose from: {', '.join(DATASETS)}"
-        )
     cls_name, n_classes = DATASETS[cfg.dataset]
     cls = getattr(datasets, cls_name)
     root = str(Path(cfg.root).expanduser())

@@ -1,14 +1,18 @@
 """Model families behind one registry.
 
-Each family module defines ``build(cfg, spec) -> nn.Module``, ``SIZES`` (named
-sizes, ``debug`` among them), ``from_size(k, cfg) -> dict`` (the rule that turns
-one integer knob into the family's size fields) and ``KINDS`` (the data kinds it
-accepts). Adding a family is one module plus one line in ``FAMILIES``.
+Each family module defines ``Config`` (its size fields, extending
+``config.schema.ModelConfig``), ``build(cfg, spec) -> nn.Module``, ``SIZES`` (named sizes,
+``debug`` among them), ``from_size(k, cfg) -> dict`` (the rule that turns one integer knob
+into the family's size fields) and ``KINDS`` (the data kinds it accepts). Adding a family is
+one module plus one line in ``FAMILIES``; the config group ``model=<name>`` follows from it.
+
+A model sees its data only through a spec (``scaling.data.DataSpec``): kind, task, input
+shape and number of outputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from omegaconf import DictConfig, OmegaConf
 
 from . import cnn, linear, mlp, rnn, transformer
 
@@ -19,21 +23,6 @@ FAMILIES = {
     "transformer": transformer,
     "linear": linear,
 }
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What a model needs to know about its data: shapes, never the data set itself.
-
-    kind: ``vector`` (features, shape (F,)), ``image`` (C, H, W) or ``tokens``
-    (integer sequences of length ``input_shape[0]`` for language modelling).
-    n_outputs: classes, regression targets or vocabulary size.
-    """
-
-    kind: str
-    task: str
-    input_shape: tuple
-    n_outputs: int
 
 
 def family(name: str):
@@ -50,10 +39,8 @@ def size_fields(model_cfg) -> dict:
     fam = family(model_cfg.family)
     if isinstance(size, str) and not size.lstrip("-").isdigit():
         if size not in fam.SIZES:
-            raise ValueError(
-                f"unknown size '{size}' for {model_cfg.family}; choose from: "
-                f"{', '.join(fam.SIZES)} or an integer"
-            )
+            raise ValueError(f"unknown size '{size}' for {model_cfg.family}; choose from: "
+                             f"{', '.join(fam.SIZES)} or an integer")  # fmt: skip
         return dict(fam.SIZES[size])
     k = int(size)
     if k <= 0:
@@ -61,12 +48,12 @@ def size_fields(model_cfg) -> dict:
     return fam.from_size(k, model_cfg)
 
 
-def build_model(model_cfg, spec: DataSpec):
+def build_model(model_cfg, spec):
     """Build the family's network for data of shape ``spec``; a mismatch is a ValueError."""
+    if isinstance(model_cfg, DictConfig):
+        model_cfg = OmegaConf.to_object(model_cfg)
     fam = family(model_cfg.family)
     if spec.kind not in fam.KINDS:
-        raise ValueError(
-            f"model '{model_cfg.family}' cannot train on {spec.kind} data ({spec.task}); "
-            f"it takes: {', '.join(fam.KINDS)}"
-        )
+        raise ValueError(f"model '{model_cfg.family}' cannot train on {spec.kind} data ({spec.task}); "
+                         f"it takes: {', '.join(fam.KINDS)}")  # fmt: skip
     return fam.build(model_cfg, spec)

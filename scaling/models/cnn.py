@@ -5,12 +5,14 @@
 """
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
+from ..config.schema import ModelConfig, positive
 from ..measure import layer_flops
 
-WIDTH = "channels"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {
     "debug": {"channels": 4, "depth": 1},
@@ -18,6 +20,19 @@ SIZES = {
     "medium": {"channels": 64, "depth": 3},
     "large": {"channels": 256, "depth": 4},
 }
+
+
+@dataclass
+class Config(ModelConfig):
+    family: str = "cnn"
+    channels: int = 16  # filters per conv layer
+    depth: int = 2  # conv layers
+    kernel: int = 5  # kernel size (odd keeps the length)
+    WIDTH: ClassVar[str] = "channels"
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "channels", "depth", "kernel")
 
 
 def from_size(k, cfg):

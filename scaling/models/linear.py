@@ -1,12 +1,19 @@
 """Linear model: the baseline row of a study (no hidden size to scale)."""
 
+from dataclasses import dataclass
+
 from torch import nn
 
+from ..config.schema import ModelConfig
 from .mlp import MLP
 
-WIDTH = None  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {"debug": {}}
+
+
+@dataclass
+class Config(ModelConfig):
+    family: str = "linear"
 
 
 def from_size(k, cfg):

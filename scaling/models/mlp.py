@@ -5,12 +5,15 @@ initialised at zero, as in the mup package's MLP example; the hidden layers keep
 init (std ∝ 1/√fan_in), which μP asks for too. Under sp the model is a plain stack of Linears.
 """
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from torch import nn
 
+from ..config.schema import ModelConfig, choice, positive
 from ..measure import layer_flops
-from ..mup import Readout, width_multiplier
+from .parametrization import Readout, width_multiplier
 
-WIDTH = "width"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image")
 SIZES = {
     "debug": {"width": 8, "depth": 1},
@@ -21,16 +24,28 @@ SIZES = {
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
+@dataclass
+class Config(ModelConfig):
+    family: str = "mlp"
+    width: int = 64  # hidden units per layer
+    depth: int = 2  # hidden layers
+    activation: str = "gelu"  # relu | gelu | tanh | silu
+    share_layers: bool = False  # hidden layers 2…depth share one weight matrix (weight sharing)
+    WIDTH: ClassVar[str] = "width"
+    MUP: ClassVar[bool] = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "width", "depth")
+        choice(self, "activation", tuple(ACTIVATIONS))
+
+
 def from_size(k, cfg):
     """``size=k`` sets width = 32·k at the configured depth."""
     return {"width": 32 * k}
 
 
 def build(cfg, spec):
-    if cfg.activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation '{cfg.activation}'; choose from: {', '.join(ACTIVATIONS)}"
-        )
     n_in = 1
     for d in spec.input_shape:
         n_in *= d

@@ -5,12 +5,15 @@ through an embedding. Classification reads the last step; language modelling
 predicts the next token at every step.
 """
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from ..config.schema import ModelConfig, choice, positive
 from ..measure import layer_flops
 
-WIDTH = "hidden"  # the field that optim.lr_scaling=width reads
 KINDS = ("vector", "image", "tokens")
 SIZES = {
     "debug": {"hidden": 8, "layers": 1},
@@ -18,8 +21,22 @@ SIZES = {
     "medium": {"hidden": 256, "layers": 2},
     "large": {"hidden": 1024, "layers": 2},
 }
-VMAP = False  # torch has no vmap rule for the fused LSTM/GRU kernels: no trainer.pack_seeds
 CELLS = {"lstm": (nn.LSTM, 4), "gru": (nn.GRU, 3)}
+
+
+@dataclass
+class Config(ModelConfig):
+    family: str = "rnn"
+    cell: str = "lstm"  # lstm | gru
+    hidden: int = 64  # units per layer
+    layers: int = 1  # stacked layers
+    WIDTH: ClassVar[str] = "hidden"
+    VMAP: ClassVar[bool] = False  # torch has no vmap rule for the fused LSTM/GRU kernels
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "hidden", "layers")
+        choice(self, "cell", tuple(CELLS))
 
 
 def from_size(k, cfg):
@@ -30,8 +47,6 @@ def from_size(k, cfg):
 class RNN(nn.Module):
     def __init__(self, cfg, spec):
         super().__init__()
-        if cfg.cell not in CELLS:
-            raise ValueError(f"unknown rnn cell '{cfg.cell}'; choose from: {', '.join(CELLS)}")
         cell, self.gates = CELLS[cfg.cell]
         self.kind = spec.kind
         if spec.kind == "tokens":

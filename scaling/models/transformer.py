@@ -18,16 +18,18 @@ n_head=4 at base_width=64). A sweep of d_model at fixed n_head should set
 """
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config.schema import ModelConfig, positive
 from ..measure import layer_flops
-from ..mup import Readout, width_multiplier
+from .parametrization import Readout, width_multiplier
 
-WIDTH = "d_model"  # the field that optim.lr_scaling=width reads
 KINDS = ("tokens", "vector", "image")
 SIZES = {
     "debug": {"d_model": 16, "n_layer": 1, "n_head": 2},
@@ -35,6 +37,25 @@ SIZES = {
     "medium": {"d_model": 256, "n_layer": 4, "n_head": 8},
     "gpt2": {"d_model": 768, "n_layer": 12, "n_head": 12},
 }
+
+
+@dataclass
+class Config(ModelConfig):
+    family: str = "transformer"
+    d_model: int = 64  # residual width
+    n_layer: int = 2  # blocks
+    n_head: int = 4  # attention heads; must divide d_model
+    context: int | None = None  # position table size; default: the data's sequence length
+    aspect: int = 32  # model.size=k gives d_model = aspect·k ...
+    head_dim: int = 16  # ... and n_head = d_model / head_dim
+    # recompute each block's activations in the backward pass: less memory, about 1/3 more FLOPs
+    checkpoint_activations: bool = False
+    WIDTH: ClassVar[str] = "d_model"
+    MUP: ClassVar[bool] = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "d_model", "n_layer", "n_head", "context", "aspect", "head_dim")
 
 
 def from_size(k, cfg):
@@ -76,8 +97,6 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     def __init__(self, cfg, spec):
         super().__init__()
-        if cfg.d_model % cfg.n_head:
-            raise ValueError(f"model.n_head={cfg.n_head} must divide model.d_model={cfg.d_model}")
         self.lm = spec.kind == "tokens"
         if self.lm:
             seq_len = spec.input_shape[0]

@@ -1,0 +1,1 @@
+"""A point's configuration: the typed schema (``schema``) and Hydra composition (``compose``)."""

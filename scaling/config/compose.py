@@ -1,0 +1,276 @@
+"""From presets and overrides to validated points: the only code that reads override strings.
+
+``scale sweep`` expands a grid itself with Hydra's basic-sweeper rules (comma lists,
+``range()``, a preset's ``hydra.sweeper.params``, plus its explicit ``points``), and
+composes each point with Hydra's compose API. ``compose`` applies ``model.size``, builds
+the typed ``Config`` (each dataclass's own checks) and runs ``schema.validate``: a point
+comes out of here checked, or a one-line ``BadInput`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from importlib.resources import files
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..data import SOURCES
+from ..errors import BadInput
+from ..models import FAMILIES, size_fields
+from .schema import (
+    CompressConfig,
+    Config,
+    LoggerConfig,
+    OptimConfig,
+    TrainerConfig,
+    validate,
+)
+
+CONFIG_NAME = "config"
+_COMPOSE_ERRORS = (ConfigCompositionException, MissingConfigException, OmegaConfBaseException)
+
+
+def conf_dir() -> Path:
+    return Path(str(files("scaling.conf")))
+
+
+def groups() -> dict[str, dict]:
+    """Every config group's options and their dataclasses; the models' and data sets' come
+    from their registries, so a new family or source needs no line here."""
+    return {
+        "model": {name: fam.Config for name, fam in FAMILIES.items()},
+        "data": {name: src.Config for name, src in SOURCES.items()},
+        "optim": {"adamw": OptimConfig, "sgd": OptimConfig},
+        "trainer": {"default": TrainerConfig},
+        "logger": {"csv": LoggerConfig, "tensorboard": LoggerConfig, "mlflow": LoggerConfig},
+        "compress": {m: CompressConfig for m in ("none", "prune", "quantize", "cast")},
+    }
+
+
+def register() -> None:
+    """Every schema into Hydra's ConfigStore, as ``<group>/<name>_schema``; an option without a
+    YAML file of its own (nothing to change from its defaults) as ``<group>/<name>`` too."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, options in groups().items():
+        for name, node in options.items():
+            cs.store(group=group, name=f"{name}_schema", node=node)
+            if not (conf_dir() / group / f"{name}.yaml").is_file():
+                cs.store(group=group, name=name, node=node)
+
+
+register()
+
+
+# ---------------------------------------------------------------- presets
+
+
+def packaged_sweeps() -> Path:
+    return Path(str(files("scaling.sweeps")))
+
+
+def preset_names() -> list[str]:
+    names = {p.stem for p in packaged_sweeps().glob("*.yaml")}
+    names |= {p.stem for p in Path("sweeps").glob("*.yaml")}
+    return sorted(names)
+
+
+def find_preset(name: str) -> Path:
+    """``./sweeps/NAME.yaml`` first, then the packaged presets."""
+    for root in (Path("sweeps"), packaged_sweeps()):
+        path = root / f"{name}.yaml"
+        if path.is_file():
+            return path.resolve()
+    raise BadInput(f"unknown sweep preset '{name}'; choose from: {', '.join(preset_names())}")
+
+
+def preset_overrides(preset: Path | None) -> list[str]:
+    """Overrides that load a preset file: its folder's parent on the search path, ``+sweeps=NAME``."""
+    if preset is None:
+        return []
+    return [f"hydra.searchpath=[file://{preset.parent.parent}]", f"+sweeps={preset.stem}"]
+
+
+@contextlib.contextmanager
+def hydra_context():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir()), version_base=None):
+        yield GlobalHydra.instance().hydra
+
+
+# ---------------------------------------------------------------- override strings
+
+
+def key_of(override: str) -> str:
+    """The key an override sets: ``+model.width=8`` → ``model.width``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def is_hydra(override: str) -> bool:
+    return key_of(override).startswith("hydra")
+
+
+def label(point: list[str], varying: set[str]) -> str:
+    """A short name for a point: the settings that differ between points, keys without group."""
+
+    def short(value: str) -> str:
+        try:
+            return f"{float(value):g}" if "." in value or "e" in value.lower() else value
+        except ValueError:
+            return value
+
+    parts = [o.split("=", 1) for o in point if key_of(o) in varying]
+    return " ".join(f"{key.split('.')[-1]}={short(value)}" for key, value in parts) or "default"
+
+
+def varying_keys(grid: list[list[str]]) -> set[str]:
+    """The keys whose values differ between the points of a grid (every key of a one-point grid)."""
+    settings: dict[str, set] = {}
+    for point in grid:
+        for o in point:
+            settings.setdefault(key_of(o), set()).add(o.partition("=")[2])
+    return {k for k, values in settings.items() if len(values) > 1 or len(grid) == 1}
+
+
+def without(point: list[str], keys: tuple[str, ...]) -> list[str]:
+    return [o for o in point if key_of(o) not in keys]
+
+
+def _parse(overrides: list[str]):
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as e:  # noqa: BLE001 - the parser's own error says what is wrong
+        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
+
+
+def _combinations(overrides: list[str]) -> list[list[str]]:
+    """Every combination of the sweep values in ``overrides`` (Hydra's basic sweeper)."""
+    return BasicSweeper.split_arguments(_parse(overrides), max_batch_size=None)[0]
+
+
+def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], list[str], object]:
+    """The grid's points as lists of overrides, the overrides that configure Hydra itself,
+    and the sweep's composed config (with its ``hydra`` node: the launcher's settings).
+
+    Must run inside ``hydra_context()``.
+    """
+    hydra_over = [o for o in overrides if is_hydra(o)]
+    point_over = [o for o in overrides if not is_hydra(o)]
+    try:
+        master = hydra_compose(CONFIG_NAME, overrides=preset_overrides(preset) + hydra_over,
+                               return_hydra_config=True)  # fmt: skip
+    except _COMPOSE_ERRORS as e:
+        raise BadInput(explain(e)) from None
+    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+    grid = _combinations(params + point_over)
+    explicit = OmegaConf.to_container(master.points) if master.get("points") else []
+    if explicit:
+        # explicit points (paired settings) combine with the command line, not with the grid
+        base = _combinations(point_over)
+        pairs = [b + [f"{k}={v}" for k, v in p.items()] for p in explicit for b in base]
+        grid = pairs + (grid if params else [])
+    return grid, hydra_over, master
+
+
+# ---------------------------------------------------------------- one point
+
+
+def compose(point: list[str], preset: Path | None = None, extra: list[str] = ()):
+    """Compose, apply ``model.size`` and validate one point. Must run inside ``hydra_context()``.
+
+    Returns the point's config; a bad point raises ``BadInput``.
+    """
+    try:
+        cfg = hydra_compose(
+            CONFIG_NAME, overrides=preset_overrides(preset) + list(extra) + list(point)
+        )
+    except OverrideParseException as e:
+        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
+    except _COMPOSE_ERRORS as e:
+        raise BadInput(explain(e)) from None
+    return prepare(cfg, point)
+
+
+def prepare(cfg, overrides: list[str] = ()):
+    """Apply ``model.size`` and run every check that needs no data and no device."""
+    try:
+        derived = size_fields(cfg.model)
+        given = {key_of(o) for o in overrides}
+        clash = sorted(f"model.{k}" for k in derived if f"model.{k}" in given)
+        if clash:
+            raise BadInput(f"model.size sets {', '.join(clash)}; give one or the other")
+        for key, value in derived.items():
+            cfg.model[key] = value
+        for group, key in (("model", "family"), ("data", "name")):
+            schema = getattr(OmegaConf.get_type(cfg[group]), key, None)
+            if isinstance(schema, str) and cfg[group][key] != schema:
+                raise BadInput(f"{group}.{key}={cfg[group][key]} keeps the {schema} settings; "
+                               f"choose the config group instead: {group}={cfg[group][key]}")  # fmt: skip
+        validate(OmegaConf.to_object(cfg))  # to_object runs every dataclass's own checks
+    except (ValueError, OmegaConfBaseException) as e:
+        if isinstance(e, BadInput):
+            raise
+        raise BadInput(str(e).splitlines()[0]) from None
+    return cfg
+
+
+def teacher_overrides(cfg, point: list[str]) -> list[str]:
+    """The overrides that compose a student's teacher (``distill.teacher_overrides``): the
+    student's own, then the teacher's settings, with the study parts turned off."""
+    own = [
+        o
+        for o in point
+        if not key_of(o).startswith(("distill.", "compress.", "trainer.pack_seeds"))
+    ]
+    off = ["distill.alpha=0", "trainer.save_model=true", "trainer.pack_seeds=1", "compress=none"]
+    return own + off + list(cfg.distill.teacher_overrides)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _valid_keys(key: str) -> list[str]:
+    node = hydra_compose(CONFIG_NAME)
+    for part in key.split(".")[:-1]:
+        node = node.get(part) if hasattr(node, "get") else None
+        if node is None:
+            return []
+    return list(node.keys()) if hasattr(node, "keys") else []
+
+
+def explain(error: Exception) -> str:
+    """One line for a Hydra or OmegaConf composition error."""
+    if isinstance(error, MissingConfigException):
+        group, _, wanted = (error.missing_cfg_file or "").rpartition("/")
+        options = [o for o in (error.options or []) if not o.endswith("_schema")]
+        if group == "sweeps":
+            return f"unknown sweep preset '{wanted}'"
+        return f"unknown {group} '{wanted}'; choose from: {', '.join(options)}"
+    cause = error.__cause__ or error
+    text = str(error).splitlines()[0]
+    detail = str(cause).splitlines()[0] if cause is not error else ""
+    if "Could not override" in text or "not in struct" in detail or "Could not append" in text:
+        key = text.split("'")[1] if "'" in text else ""
+        with contextlib.suppress(Exception):
+            valid = _valid_keys(key)
+            if valid:
+                near = difflib.get_close_matches(key.split(".")[-1], valid, n=1)
+                hint = f" (did you mean '{'.'.join(key.split('.')[:-1] + near)}'?)" if near else ""
+                where = key.rsplit(".", 1)[0] if "." in key else "the config"
+                return f"unknown key '{key}'{hint}; {where} has: {', '.join(valid)}"
+        return f"unknown key '{key}'"
+    if "Ambiguous value" in text:
+        return f"{text}: comma lists and range() are for `scale sweep`"
+    if detail and detail != text:
+        return f"{text}: {detail}"
+    return text
