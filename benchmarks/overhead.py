@@ -8,8 +8,10 @@ runner time / plain time for a small and a medium model.
 
     python benchmarks/overhead.py [--steps 500] [--repeats 5] [--device cpu]
 
-The runner's time is its whole ``train_point`` call: loading the data,
-counting FLOPs, measuring memory, evaluating and writing nothing (no folder).
+The runner's time is its whole ``train_point`` call on a planned point, what a
+sweep's job runs: loading the data, building the model, measuring memory, evaluating
+and writing nothing (no folder). Planning (composing, counting FLOPs) happens once per
+point in the sweep's own process; ``sweep_overhead.py`` measures it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from scaling import compose, plan, train_point
 from scaling.data import load_data
 from scaling.models import build_model
-from scaling.sweep import compose_point, hydra_context
-from scaling.train import train_point
 
 MODELS = {
     "small (MLP width 64)": ["model=mlp", "model.width=64"],
@@ -109,18 +110,16 @@ def main() -> None:
           f"{args.steps} steps, {args.repeats} interleaved repeats (median)")  # fmt: skip
     print(f"{'model':34} {'runner s':>9} {'plain s':>9} {'ratio':>7}   (median of pairs; range)")
     for name in args.models:
-        with hydra_context():
-            cfg = compose_point(MODELS[name] + [
-                f"trainer.steps={args.steps}", f"trainer.eval_interval={args.steps}",
-                f"trainer.device={args.device}", "trainer.precision=fp32", "optim.lr=0.001",
-            ])  # fmt: skip
+        cfg = compose(MODELS[name] + [
+            f"trainer.steps={args.steps}", f"trainer.eval_interval={args.steps}",
+            f"trainer.device={args.device}", "trainer.precision=fp32", "optim.lr=0.001",
+        ])  # fmt: skip
+        spec = plan(cfg)[0]  # planned once, in the sweep's process: a job only trains
         load_data(cfg.data)  # warm the data cache for both
-        train_point(
-            cfg
-        )  # warm-up: one-time costs of the process (FlopCounterMode's first use, imports)
+        train_point(spec)  # warm-up: one-time costs of the process (imports, first kernels)
         runner, plain = [], []
         for _ in range(args.repeats):
-            runner.append(timed(lambda cfg=cfg: train_point(cfg)))
+            runner.append(timed(lambda spec=spec: train_point(spec)))
             plain.append(timed(lambda cfg=cfg: plain_loop(cfg, device)))
         ratios = [
             r / q for r, q in zip(runner, plain)

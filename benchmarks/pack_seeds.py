@@ -1,7 +1,7 @@
 """What ``trainer.pack_seeds=K`` buys: K seeds trained one after another vs packed.
 
 Trains K seeds of the same small point with ``train_point`` one at a time and
-with ``train_pack`` as one vmapped model, interleaved in one process, and
+with ``train_points`` as one vmapped model, interleaved in one process, and
 prints model-steps per second for both and their ratio.
 
     python benchmarks/pack_seeds.py [--steps 300] [--packs 1 4 8] [--device cpu]
@@ -17,9 +17,8 @@ import time
 
 import torch
 
-from scaling.pack import pack_configs, train_pack
-from scaling.sweep import compose_point, hydra_context
-from scaling.train import train_point
+from scaling import compose, plan, train_point
+from scaling.training.runner import train_points
 
 MODELS = {
     "MLP width 32": ["model=mlp", "model.width=32"],
@@ -39,18 +38,17 @@ def main() -> None:
     print("| model | K | K runs s | pack s | model-steps/s alone | packed | packed / alone |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, overrides in MODELS.items():
-        with hydra_context():
-            cfg = compose_point([*overrides, *common, "trainer.pack_seeds=2"])
-        train_pack(pack_configs(cfg), [None, None])  # warm-up: caches, FlopCounterMode start-up
+        train_points(
+            plan(compose([*overrides, *common, "trainer.pack_seeds=2"])), [None, None]
+        )  # warm-up
         for k in args.packs:
-            cfg.trainer.pack_seeds = k
-            configs = pack_configs(cfg)
+            specs = plan(compose([*overrides, *common, f"trainer.pack_seeds={k}"]))
             t = time.perf_counter()
-            for c in configs:
-                train_point(c)
+            for spec in specs:
+                train_point(spec)
             alone = time.perf_counter() - t
             t = time.perf_counter()
-            rows = train_pack(configs, [None] * k) if k > 1 else [train_point(configs[0])]
+            rows = train_points(specs, [None] * k)
             packed = time.perf_counter() - t
             assert all(r["status"] == "ok" for r in rows)
             a, p = k * args.steps / alone, k * args.steps / packed

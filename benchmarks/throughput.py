@@ -13,8 +13,7 @@ import argparse
 
 import torch
 
-from scaling.sweep import compose_point, hydra_context
-from scaling.train import train_point
+from scaling import compose, plan, train_point
 
 CASES = {
     "mlp": [["model.width=64"], ["model.width=512"], ["model.width=2048", "model.depth=3"]],
@@ -71,14 +70,13 @@ def main() -> None:
     if args.device.startswith("cuda"):
         cases += [(f, o) for f, os_ in GPU_CASES.items() for o in os_]
     for family, overrides in cases:
-        with hydra_context():
-            cfg = compose_point(overrides + [
-                f"trainer.steps={args.steps}", f"trainer.eval_interval={args.steps}",
-                f"trainer.device={args.device}", f"trainer.precision={args.precision}",
-                f"trainer.compile={args.compile}",
-            ])  # fmt: skip
-        train_point(cfg)  # warm-up: data cache, kernels, compilation
-        row = train_point(cfg)
+        spec = plan(compose(overrides + [
+            f"trainer.steps={args.steps}", f"trainer.eval_interval={args.steps}",
+            f"trainer.device={args.device}", f"trainer.precision={args.precision}",
+            f"trainer.compile={args.compile}",
+        ]))[0]  # fmt: skip
+        train_point(spec)  # warm-up: data cache, kernels, compilation
+        row = train_point(spec)
         if row["status"] != "ok":
             print(f"{family:16} {row['status']}: {row['error']}")
             continue

@@ -1,4 +1,5 @@
-"""``scale``: sweep | run | fit | plot | ls | show. argparse in front, Hydra behind.
+"""``scale``: sweep | run | fit | plot | report | coord-check | ls | show: argparse in front of
+the package's functions; printing and exit codes only.
 
 Imports are lazy: torch alone costs seconds, and a typo deserves an instant answer.
 """
@@ -129,38 +130,34 @@ def _raise_interrupt(signum, frame):
 def cmd_sweep(args) -> int:
     from .config.compose import find_preset
     from .console import SweepProgress, console, points_table
+    from .launch import launch, pending, write_grid
+    from .planning import plan_sweep
     from .store import failure_streak, write_results
-    from .sweep import launch, plan, to_run, write_grid
 
-    name, overrides = DEFAULT_PRESET, list(args.args)
-    if overrides and "=" not in overrides[0]:
-        name = overrides.pop(0)
+    name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
     preset = find_preset(name)
     out = Path(args.out or Path("outputs") / name).resolve()
-    points, hydra_over = plan(
-        name, preset, overrides, out
-    )  # every point validated: nothing written yet
+    sweep = plan_sweep(name, preset, overrides, out)  # every point planned: nothing written yet
     if args.fresh and out.exists():
         aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(out, aside)
         console.print(f"moved the old sweep aside to {aside}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_grid(out, name, points, "scale sweep " + " ".join([name, *overrides]), preset)
-    todo = to_run(out, points, args.retry_failed)
-    console.print(f"[bold]{name}[/]: {len(points)} points, {len(points) - len(todo)} done, "
-                  f"{len(todo)} to run → {out}")  # fmt: skip
+    write_grid(sweep, "scale sweep " + " ".join([name, *overrides]), preset)
+    todo, jobs = pending(sweep, args.retry_failed)
+    n = len(sweep.specs)
+    console.print(f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {out}")
     interrupted = False
-    if todo:
+    if jobs:
         try:
-            with SweepProgress(out, todo):
-                launch(name, preset, todo, hydra_over, out, args.max_failures)
+            with SweepProgress(out, [s.entry() for s in todo]):
+                launch(sweep, jobs, args.max_failures)
         except KeyboardInterrupt:
             interrupted = True
             console.print(
                 "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
             )
     df = write_results(out)
-    mine = df[df["point_id"].isin({p["point_id"] for p in points})]
+    mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
     _analyse_sweep(out, name, args.bootstrap)
     counts = mine["status"].value_counts().to_dict()
@@ -172,6 +169,13 @@ def cmd_sweep(args) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
+
+
+def _preset_and_overrides(argv: list[str], default: str | None) -> tuple[str | None, list[str]]:
+    """``[PRESET] overrides…``: a first word without ``=`` names a preset."""
+    if argv and "=" not in argv[0]:
+        return argv[0], list(argv[1:])
+    return default, list(argv)
 
 
 def _analyse_sweep(out: Path, name: str, bootstrap: int) -> None:
@@ -224,18 +228,18 @@ def _analyse(target: str, options, title: str, quiet_if_few: bool = False) -> in
 def cmd_run(args) -> int:
     from rich.markup import escape
 
-    from .config.compose import compose as compose_point
-    from .config.compose import hydra_context
+    from .config.compose import compose, hydra_context
     from .console import console, points_table
+    from .launch import train_job
+    from .planning import plan_points
     from .store import split_variant, write_results
-    from .sweep import check_shapes, train_points
 
     out = Path(args.out or "outputs/run").resolve()
     with hydra_context():
-        cfg = compose_point(args.args, extra=["sweep=run", f"out={out}"])
-    check_shapes(cfg, {})
+        cfg = compose(args.args, extra=["sweep=run", f"out={out}"])
+        specs = plan_points(cfg, args.args)
     try:
-        rows = train_points(cfg, out, again=True)
+        rows = train_job([s for s in specs if s.role != "teacher"], out, again=True)
     except KeyboardInterrupt:
         write_results(out)
         return EXIT_INTERRUPTED
@@ -290,16 +294,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_coord_check(args) -> int:
-    from .config.compose import find_preset, preset_overrides
+    from .config.compose import find_preset
     from .console import console
-    from .mup import coord_check
+    from .planning import coord_specs
     from .report import COORDS
     from .report.study_plots import plot_coord_check
     from .store import atomic_write_text, write_json
+    from .training.coord import coord_check
 
-    name, overrides = None, list(args.args)
-    if overrides and "=" not in overrides[0]:
-        name = overrides.pop(0)
+    name, overrides = _preset_and_overrides(args.args, None)
     try:
         widths = [int(w) for w in args.widths.split(",")]
     except ValueError:
@@ -308,12 +311,12 @@ def cmd_coord_check(args) -> int:
         ) from None
     preset = find_preset(name) if name else None
     out = Path(args.out or Path("outputs") / (name or "coord_check") / "plots")
-    coords = coord_check(
-        preset_overrides(preset) + overrides, widths=widths, steps=args.steps, lr=args.lr
-    )
+    specs = coord_specs(overrides, preset, widths, args.steps, args.lr)
+    coords = coord_check(specs)
+    lr = next(iter(specs.values())).cfg.optim.lr
     atomic_write_text(out / COORDS, coords.to_csv(index=False))
     write_json(
-        (out / COORDS).with_suffix(".json"), {"steps": args.steps, "lr": args.lr, "widths": widths}
+        (out / COORDS).with_suffix(".json"), {"steps": args.steps, "lr": lr, "widths": widths}
     )
     hidden = [layer for layer in dict.fromkeys(coords["layer"]) if layer != "logits"][-1]
     for path in plot_coord_check(coords, out / "coord_check", [hidden, "logits"]):

@@ -1,6 +1,13 @@
 import os
+from pathlib import Path
 
+import faulty  # noqa: F401 - model=faulty, a family that fails on demand
 import pytest
+
+# processes the tests start (launchers' workers, torchrun's ranks) find faulty.py too: its
+# points' configs travel pickled
+HERE = str(Path(__file__).parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")]))
 
 # Tiny settings that make any point train in well under a second on a CPU.
 TINY = ["trainer.steps=4", "trainer.eval_interval=2", "trainer.batch_size=16", "trainer.device=cpu"]
@@ -21,15 +28,24 @@ def data_cache(tmp_path_factory):
 
 @pytest.fixture
 def compose():
-    """Compose and validate one point from overrides, as `scale run` does."""
-    from scaling.config.compose import compose as compose_point
-    from scaling.config.compose import hydra_context
+    """Compose and validate one point from overrides, as `scale run` does: its typed config."""
+    from scaling import compose as compose_point
 
     def _compose(*overrides, tiny=True):
-        with hydra_context():
-            return compose_point(list(overrides) + (TINY if tiny else []))
+        return compose_point(list(overrides) + (TINY if tiny else []))
 
     return _compose
+
+
+@pytest.fixture
+def point(compose):
+    """Compose and plan one point: what `train_point` trains."""
+    from scaling import plan
+
+    def _point(*overrides, tiny=True):
+        return plan(compose(*overrides, tiny=tiny))[0]
+
+    return _point
 
 
 @pytest.fixture

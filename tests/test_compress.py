@@ -5,10 +5,10 @@ from conftest import TINY
 from torch import nn
 
 from scaling.cli import main
-from scaling.compress import nonzero_params, prunable, pruned, sparsity, stored_bytes
 from scaling.data import DataSpec
 from scaling.models import build_model
 from scaling.store import load_table
+from scaling.studies.compress import nonzero_params, prunable, pruned, sparsity, stored_bytes
 
 
 def _mlp():

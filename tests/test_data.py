@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from scaling import plan, train_point
 from scaling.data import load_data
-from scaling.train import train_point
 
 
 def test_mnist1d_validation_set_does_not_change_with_train_size(compose):
@@ -25,7 +25,7 @@ def test_text_from_a_folder(compose, tmp_path):
     )
     data = load_data(cfg.data)
     assert data.spec.n_outputs == 256 and data.spec.input_shape == (16,)
-    row = train_point(cfg)
+    row = train_point(plan(cfg)[0])
     assert row["status"] == "ok" and row["corpus_hash"]
 
 
@@ -43,11 +43,11 @@ def test_tokens_bin(compose, tmp_path):
                   "data.vocab_size=100", "data.seq_len=32", "data.train_size=3000")  # fmt: skip
     data = load_data(cfg.data)
     assert len(data.x_train) == 3000 and int(data.x_train.max()) < 100
-    assert train_point(cfg)["status"] == "ok"
+    assert train_point(plan(cfg)[0])["status"] == "ok"
 
 
-def test_teacher_regression_reports_r2(compose):
-    row = train_point(compose("data=teacher", "model.width=8", "data.train_size=256"))
+def test_teacher_regression_reports_r2(point):
+    row = train_point(point("data=teacher", "model.width=8", "data.train_size=256"))
     assert row["task"] == "regression" and row["val_r2"] is not None and row["val_accuracy"] is None
 
 
@@ -78,7 +78,7 @@ def test_torchvision_source_with_a_local_stand_in(compose, monkeypatch, tmp_path
     data = load_data(cfg.data)
     assert data.spec.input_shape == (1, 28, 28) and len(data.x_train) == 64
     assert (str(tmp_path), True, True) in _FakeMNIST.calls  # asked to download into the root
-    assert train_point(cfg)["status"] == "ok"
+    assert train_point(plan(cfg)[0])["status"] == "ok"
 
 
 def test_missing_torchvision_is_a_clear_error(compose, monkeypatch):

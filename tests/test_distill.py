@@ -4,11 +4,10 @@ import pandas as pd
 import pytest
 import torch
 from conftest import TINY
-from omegaconf import OmegaConf
 
 from scaling.cli import main
-from scaling.distill import objective
-from scaling.train import loss_fn_for
+from scaling.studies.distill import objective
+from scaling.training.evaluate import loss_fn_for
 
 
 def test_the_objective_mixes_labels_and_the_teachers_soft_targets():
@@ -16,14 +15,14 @@ def test_the_objective_mixes_labels_and_the_teachers_soft_targets():
     x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
     teacher = torch.nn.Linear(5, 3)
     ce = loss_fn_for("classification")
-    settings = OmegaConf.create({"alpha": 0.7, "temperature": 2.0})
+    settings = (0.7, 2.0)  # alpha, temperature
     student_out = teacher(x).detach()
     # a student that already matches the teacher: only the hard-label part is left
-    same = objective(ce, teacher, settings)(student_out, x, y)
+    same = objective(ce, teacher, *settings)(student_out, x, y)
     assert same.item() == pytest.approx(0.3 * ce(student_out, y).item(), rel=1e-5)
-    other = objective(ce, teacher, settings)(torch.zeros(8, 3), x, y)
+    other = objective(ce, teacher, *settings)(torch.zeros(8, 3), x, y)
     assert other.item() > 0.3 * ce(torch.zeros(8, 3), y).item()
-    assert objective(ce, None, settings)(student_out, x, y).item() == ce(student_out, y).item()
+    assert objective(ce, None, *settings)(student_out, x, y).item() == ce(student_out, y).item()
 
 
 def test_a_distillation_study_trains_its_teacher_once(in_tmp):

@@ -12,8 +12,9 @@ import psutil
 import pytest
 import torch
 
+from scaling import plan, train_point
 from scaling.cli import main
-from scaling.train import train_point
+from scaling.launch.torchrun import HANDOFF
 
 LM = [
     "model=transformer", "model.d_model=32", "model.n_layer=2", "model.n_head=2",
@@ -49,16 +50,16 @@ def test_two_gloo_processes_give_the_single_process_row(in_tmp):
     assert two["flops_total"] == one["flops_total"] and two["train_tokens"] == one["train_tokens"]
     history = pd.read_csv(in_tmp / "two" / "points" / two["point_id"] / "history.csv")
     assert list(history["step"]) == [4, 8]  # written once, by rank 0
-    assert not list((in_tmp / "two").glob("points/*/.group_config.pkl"))
+    assert not list((in_tmp / "two").glob(f"points/*/{HANDOFF}"))
 
 
 @pytest.mark.slow
-def test_fsdp_with_accumulation_matches_one_process(compose, tmp_path):
+def test_fsdp_with_accumulation_matches_one_process(compose, tmp_path, point):
     """The issue's K=1 vs K=2 check on the tiny MLP, through FSDP2 and 2 micro-batches per rank."""
-    one = train_point(compose(*MLP, tiny=False), tmp_path / "one")
+    one = train_point(point(*MLP, tiny=False), tmp_path / "one")
     cfg = compose(*MLP, "trainer.nproc=2", "trainer.fsdp=true", "trainer.micro_batch_size=8",
                   "trainer.save_model=true", tiny=False)  # fmt: skip
-    two = train_point(cfg, tmp_path / "two")
+    two = train_point(plan(cfg)[0], tmp_path / "two")
     assert two["status"] == "ok", two["error"]
     assert (two["world_size"], two["micro_batch_size"], two["grad_accum"]) == (2, 8, 2)
     assert _close(two["val_loss"], one["val_loss"]) and _close(two["train_loss"], one["train_loss"])
@@ -68,9 +69,9 @@ def test_fsdp_with_accumulation_matches_one_process(compose, tmp_path):
     assert not any(type(t).__name__ == "DTensor" for t in saved.values())
 
 
-def test_accumulating_4_micro_batches_of_8_is_a_batch_of_32(compose):
-    whole = train_point(compose(*MLP, tiny=False))
-    accumulated = train_point(compose(*MLP, "trainer.micro_batch_size=8", tiny=False))
+def test_accumulating_4_micro_batches_of_8_is_a_batch_of_32(point):
+    whole = train_point(point(*MLP, tiny=False))
+    accumulated = train_point(point(*MLP, "trainer.micro_batch_size=8", tiny=False))
     assert (accumulated["micro_batch_size"], accumulated["grad_accum"]) == (8, 4)
     assert accumulated["batch_size"] == whole["batch_size"] == 32
     assert _close(accumulated["val_loss"], whole["val_loss"])
@@ -78,9 +79,9 @@ def test_accumulating_4_micro_batches_of_8_is_a_batch_of_32(compose):
     assert accumulated["flops_per_step"] == whole["flops_per_step"]  # 4 × the micro-batch's
 
 
-def test_checkpointed_activations_count_their_recompute_apart(compose):
-    plain = train_point(compose(*LM, tiny=False))
-    checkpointed = train_point(compose(*LM, "model.checkpoint_activations=true", tiny=False))
+def test_checkpointed_activations_count_their_recompute_apart(point):
+    plain = train_point(point(*LM, tiny=False))
+    checkpointed = train_point(point(*LM, "model.checkpoint_activations=true", tiny=False))
     assert checkpointed["point_id"] == plain["point_id"]
     assert _close(checkpointed["val_loss"], plain["val_loss"], 1e-5)
     # MFU stays honest: the model's FLOPs are the same; the recompute is counted on its own,
@@ -90,8 +91,8 @@ def test_checkpointed_activations_count_their_recompute_apart(compose):
     assert 0 < checkpointed["flops_recompute_per_step"] < plain["flops_per_step"] / 3
 
 
-def test_a_profiled_point_writes_a_trace_and_its_top_operations(compose, tmp_path, capsys):
-    row = train_point(compose(*LM, "trainer.profile=true", tiny=False), tmp_path)
+def test_a_profiled_point_writes_a_trace_and_its_top_operations(tmp_path, capsys, point):
+    row = train_point(point(*LM, "trainer.profile=true", tiny=False), tmp_path)
     assert row["status"] == "ok"
     traces = list((tmp_path / "profile").glob("rank0.*.pt.trace.json"))
     assert len(traces) == 1  # one window of steps, not one per step
@@ -103,8 +104,8 @@ def test_a_profiled_point_writes_a_trace_and_its_top_operations(compose, tmp_pat
     assert "Self CPU" in top and top in capsys.readouterr().out
 
 
-def test_the_profiler_fits_a_point_shorter_than_its_window(compose, tmp_path):
-    row = train_point(compose(*LM, "trainer.profile=true", "trainer.steps=2", tiny=False), tmp_path)
+def test_the_profiler_fits_a_point_shorter_than_its_window(tmp_path, point):
+    row = train_point(point(*LM, "trainer.profile=true", "trainer.steps=2", tiny=False), tmp_path)
     assert row["status"] == "ok"
     assert len(list((tmp_path / "profile").glob("*.pt.trace.json"))) == 1
 
@@ -121,25 +122,11 @@ def test_a_sweep_through_submitit_runs_each_point_as_its_tasks(in_tmp):
     assert "2 × 1 micro-batches of 16" in logs  # rank 1 trained in the task itself
 
 
-CRASH_ON_RANK_1 = """
-import os
-if os.environ.get("RANK") == "1":
-    import scaling.train
-
-    def crash(*args, **kwargs):
-        raise MemoryError("rank 1 ran out")
-
-    scaling.train.evaluate = crash
-"""
-
-
 @pytest.mark.slow
 def test_a_crash_in_one_process_fails_the_point_and_names_the_rank(in_tmp, monkeypatch):
-    """Rank 1 fails at its first evaluation; rank 0 loses its peer. Nothing hangs, the row says why."""
-    (in_tmp / "inject").mkdir()
-    (in_tmp / "inject" / "sitecustomize.py").write_text(CRASH_ON_RANK_1)
-    monkeypatch.setenv("PYTHONPATH", f"{in_tmp / 'inject'}:{os.environ.get('PYTHONPATH', '')}")
-    assert main(["run", *MLP, "trainer.nproc=2", "--out", "crash"]) == 1
+    """Rank 1 fails at its first step; rank 0 loses its peer. Nothing hangs, the row says why."""
+    monkeypatch.setenv("SCALING_FAULT", "memory@1:rank=1")
+    assert main(["run", *MLP, "model=faulty", "trainer.nproc=2", "--out", "crash"]) == 1
     row = _row(in_tmp / "crash")
     assert row["status"] == "failed" and row["error"] == "rank 1: MemoryError: rank 1 ran out"
     assert row["world_size"] == 2
@@ -168,36 +155,20 @@ def test_ctrl_c_stops_the_whole_group_and_records_the_point(in_tmp):
     assert not alive
 
 
-INTERRUPT_AT_STEP_13 = """
-import scaling.train
-
-real = scaling.train.lr_at
-
-
-def lr_then_interrupt(step, steps, optim, peak=None):
-    if step == 12:  # step 13, after the checkpoint at step 10
-        raise KeyboardInterrupt
-    return real(step, steps, optim, peak)
-
-
-scaling.train.lr_at = lr_then_interrupt
-"""
-
-
 @pytest.mark.slow
-def test_an_fsdp_checkpoint_resumes_in_one_process(compose, tmp_path, monkeypatch):
+def test_an_fsdp_checkpoint_resumes_in_one_process(point, tmp_path, monkeypatch):
     """Checkpoints hold whole, name-keyed state: a point stopped under FSDP resumes without it."""
-    settings = [*MLP, "trainer.steps=20", "trainer.eval_interval=5", "trainer.checkpoint_every=5"]
-    reference = train_point(compose(*settings, tiny=False))
-    (tmp_path / "inject").mkdir()
-    (tmp_path / "inject" / "sitecustomize.py").write_text(INTERRUPT_AT_STEP_13)
+    settings = [*MLP, "model=faulty", "trainer.steps=20", "trainer.eval_interval=5",
+                "trainer.checkpoint_every=5"]  # fmt: skip
+    reference = train_point(point(*settings, tiny=False))
     with monkeypatch.context() as m:
-        m.setenv("PYTHONPATH", f"{tmp_path / 'inject'}:{os.environ.get('PYTHONPATH', '')}")
-        stopped = train_point(
-            compose(*settings, "trainer.nproc=2", "trainer.fsdp=true", tiny=False), tmp_path / "p"
-        )
+        m.setenv(
+            "SCALING_FAULT", "interrupt@13"
+        )  # every rank, in step 13, after the checkpoint at 10
+        stopped = train_point(point(*settings, "trainer.nproc=2", "trainer.fsdp=true", tiny=False),
+                              tmp_path / "p")  # fmt: skip
     assert stopped["status"] == "interrupted" and (tmp_path / "p" / "checkpoint.pt").exists()
-    resumed = train_point(compose(*settings, tiny=False), tmp_path / "p")
+    resumed = train_point(point(*settings, tiny=False), tmp_path / "p")
     assert resumed["status"] == "ok" and not (tmp_path / "p" / "checkpoint.pt").exists()
     assert _close(resumed["val_loss"], reference["val_loss"])
     assert _close(resumed["train_loss"], reference["train_loss"])
@@ -208,14 +179,17 @@ def test_a_scheduler_points_devices_are_not_this_machines(in_tmp):
     """A Slurm sweep is planned on a login node: its GPUs are on the compute nodes."""
     from scaling.config.compose import find_preset
     from scaling.errors import BadInput
-    from scaling.sweep import plan
+    from scaling.planning import plan_sweep
 
     gpus = ["trainer.nproc=8", "trainer.device=cuda", "trainer.batch_size=64"]
-    points, _ = plan("mlp_width", find_preset("mlp_width"), ["hydra/launcher=slurm", *gpus], in_tmp)
-    assert points
+    sweep = plan_sweep(
+        "mlp_width", find_preset("mlp_width"), ["hydra/launcher=slurm", *gpus], in_tmp
+    )
+    assert sweep.specs and sweep.remote
     teacher = ["distill.alpha=0.5", "distill.teacher_overrides=['model.width=256']"]
-    points, _ = plan("mlp_width", find_preset("mlp_width"),
-                     ["hydra/launcher=slurm", *gpus, *teacher], in_tmp)  # fmt: skip
-    assert any(p["label"].startswith("teacher") for p in points)
+    sweep = plan_sweep(
+        "mlp_width", find_preset("mlp_width"), ["hydra/launcher=slurm", *gpus, *teacher], in_tmp
+    )
+    assert any(s.role == "teacher" and s.label.startswith("teacher") for s in sweep.specs)
     with pytest.raises(BadInput):  # on this machine the same point is refused
-        plan("mlp_width", find_preset("mlp_width"), gpus, in_tmp)
+        plan_sweep("mlp_width", find_preset("mlp_width"), gpus, in_tmp)

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY
 
 from scaling.cli import main
-from scaling.sweep import device_slot
+from scaling.launch.resources import device_slot
 
 
 def _all_ok_once(sweep_dir, n):

@@ -8,9 +8,8 @@ import pytest
 from conftest import TINY
 from omegaconf import OmegaConf
 
-import scaling.train as train
-from scaling import loggers
 from scaling.cli import main
+from scaling.training import loggers
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
@@ -95,14 +94,10 @@ def test_mlflow_packed_seeds_keep_their_runs_apart(in_tmp):
 
 
 def test_a_failed_point_ends_its_mlflow_run_failed(in_tmp, monkeypatch):
-    def loss_fn_for(task):
-        def loss(logits, y):
-            raise RuntimeError("boom")
-
-        return loss
-
-    monkeypatch.setattr(train, "loss_fn_for", loss_fn_for)
-    assert main(["sweep", "mlp_width", "model.width=4", "logger=mlflow", *TINY]) == 1
+    monkeypatch.setenv("SCALING_FAULT", "raise@1")
+    assert (
+        main(["sweep", "mlp_width", "model=faulty", "model.width=4", "logger=mlflow", *TINY]) == 1
+    )
     _, runs = _runs(f"sqlite:///{in_tmp / 'outputs' / 'mlp_width' / 'mlruns.db'}")
     assert len(runs) == 1
     assert runs[0].info.status == "FAILED"

@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from scaling.data import DataSpec
 from scaling.measure import flops_disagreement, training_flops
 from scaling.models import FAMILIES, build_model
-from scaling.train import loss_fn_for
+from scaling.training.evaluate import loss_fn_for
 
 
 def test_matmul_flops_are_two_per_multiply_add():

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from scaling import plan, train_point
 from scaling.data import DataSpec
 from scaling.measure import param_counts
 from scaling.models import build_model
-from scaling.train import train_point
 
 FAMILY_DATA = [
     ("mlp", "mnist1d"),
@@ -26,7 +26,7 @@ def test_every_family_trains_a_few_steps(compose, family, data):
         f"data={data}",
         "model.size=debug" if family != "linear" else "data.seed=0",
     )
-    row = train_point(cfg)
+    row = train_point(plan(cfg)[0])
     assert row["status"] == "ok", row["error"]
     assert row["steps"] == 4
     assert row["params"] > 0 and row["flops_per_step"] > 0
@@ -40,8 +40,8 @@ def test_every_family_trains_a_few_steps(compose, family, data):
         assert row["train_tokens"] == 4 * 16 * 64
 
 
-def test_gru_cell_trains(compose):
-    row = train_point(compose("model=rnn", "model.cell=gru", "model.hidden=8"))
+def test_gru_cell_trains(point):
+    row = train_point(point("model=rnn", "model.cell=gru", "model.hidden=8"))
     assert row["status"] == "ok"
 
 
@@ -90,7 +90,7 @@ def test_shared_hidden_layers_cost_the_flops_of_their_depth_with_fewer_parameter
 
     from scaling.measure import param_counts, training_flops
     from scaling.models import mlp
-    from scaling.train import loss_fn_for
+    from scaling.training.evaluate import loss_fn_for
 
     spec = DataSpec("vector", "classification", (40,), 10)
     x, y = torch.randn(8, 40), torch.randint(0, 10, (8,))

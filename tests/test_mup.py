@@ -11,9 +11,11 @@ from scaling.data import DataSpec
 from scaling.errors import BadInput
 from scaling.measure import param_counts
 from scaling.models import build_model
-from scaling.models.parametrization import Readout
-from scaling.mup import coord_check, param_groups
+from scaling.models.parametrization import Readout, base_config
+from scaling.planning import coord_specs
 from scaling.report.sections import transfer_section
+from scaling.studies.mup import param_groups
+from scaling.training.coord import coord_check
 
 VECTOR = DataSpec("vector", "classification", (40,), 10)
 TOKENS = DataSpec("tokens", "lm", (32,), 256)
@@ -86,7 +88,14 @@ def _groups(cfg, spec):
     model = _build(cfg, spec)
     named = dict(model.named_parameters())
     ids = {id(p): n for n, p in named.items()}
-    return {n: g["lr_mult"] for g in param_groups(named, cfg, spec) for n in map(ids.get, map(id, g["params"]))}  # fmt: skip
+    base = None
+    if cfg.model.parametrization == "mup":
+        with torch.device("meta"):
+            base = {
+                n: p.shape for n, p in build_model(base_config(cfg.model), spec).named_parameters()
+            }
+    groups = param_groups(named, base, cfg.optim.name == "sgd", cfg.optim.weight_decay)
+    return {n: g["lr_mult"] for g in groups for n in map(ids.get, map(id, g["params"]))}
 
 
 def test_param_groups_put_hidden_matrices_in_the_one_over_m_group(compose):
@@ -123,8 +132,8 @@ def test_composing_refuses_what_mup_does_not_cover(compose):
 
 
 def test_coordinate_check_grows_under_sp_and_stays_flat_under_mup():
-    coords = coord_check(["model=mlp", *SMALL_DATA, "optim.grad_clip=0"],
-                         widths=[64, 256, 1024], steps=5, lr=0.03, batch_size=256)  # fmt: skip
+    point = ["model=mlp", *SMALL_DATA, "optim.grad_clip=0", "trainer.batch_size=256"]
+    coords = coord_check(coord_specs(point, None, [64, 256, 1024], steps=5, lr=0.03))
     assert set(coords.columns) == {"parametrization", "width", "step", "layer", "act"}
     logits = coord_growth(coords, "logits", step=4)
     hidden = coord_growth(coords, "3", step=4)

@@ -4,10 +4,11 @@ import pytest
 import torch
 from conftest import TINY
 
+from scaling import plan, train_point
 from scaling.cli import main
-from scaling.pack import clip_per_model, pack_configs, train_pack
 from scaling.store import read_result
-from scaling.train import train_point
+from scaling.training.runner import train_points
+from scaling.training.steppers import clip_per_model
 
 
 @pytest.mark.parametrize(
@@ -18,11 +19,12 @@ from scaling.train import train_point
         ["model=transformer", "model.size=debug", "data=text", "data.max_bytes=20000"],
     ],
 )
-def test_a_packed_seed_gives_the_row_of_its_own_run(compose, overrides):
-    cfg = compose(*overrides, "trainer.seed=3", "trainer.pack_seeds=2")
-    packed = train_pack(pack_configs(cfg), [None, None])
+def test_a_packed_seed_gives_the_row_of_its_own_run(compose, overrides, point):
+    specs = plan(compose(*overrides, "trainer.seed=3", "trainer.pack_seeds=2"))
+    assert [s.role for s in specs] == ["packed", "packed"]
+    packed = train_points(specs, [None, None])
     for row in packed:
-        alone = train_point(compose(*overrides, f"trainer.seed={row['seed']}"))
+        alone = train_point(point(*overrides, f"trainer.seed={row['seed']}"))
         assert row["status"] == alone["status"] == "ok"
         assert row["point_id"] == alone["point_id"]
         assert row["val_loss"] == pytest.approx(alone["val_loss"], rel=1e-4)
@@ -73,23 +75,12 @@ def test_a_packed_sweep_writes_a_row_per_seed_and_resumes_per_seed(in_tmp):
         assert (sweep / "points" / pid / "result.json").stat().st_mtime_ns == mtime
 
 
-def test_a_seed_that_diverges_leaves_the_others_untouched(compose, monkeypatch):
-    import scaling.pack as pack
-
-    real_build = pack.build_model
-
-    def build(cfg, spec):  # seed 1 starts with a NaN weight
-        model = real_build(cfg, spec)
-        if torch.initial_seed() == 1:
-            with torch.no_grad():
-                next(model.parameters()).view(-1)[0] = float("nan")
-        return model
-
-    monkeypatch.setattr(pack, "build_model", build)
-    cfg = compose("model.width=8", "trainer.pack_seeds=2")
-    ok, bad = train_pack(pack_configs(cfg), [None, None])
+def test_a_seed_that_diverges_leaves_the_others_untouched(compose, point, monkeypatch):
+    monkeypatch.setenv("SCALING_FAULT", "naninit:seed=1")  # seed 1 starts with a NaN weight
+    cfg = compose("model=faulty", "model.width=8", "trainer.pack_seeds=2")
+    ok, bad = train_points(plan(cfg), [None, None])
     assert bad["status"] == "diverged" and bad["failed_at_step"] == 2 and "nan" in bad["error"]
     assert ok["status"] == "ok"
     assert ok["val_loss"] == pytest.approx(
-        train_point(compose("model.width=8"))["val_loss"], rel=1e-4
+        train_point(point("model=faulty", "model.width=8"))["val_loss"], rel=1e-4
     )

@@ -1,7 +1,7 @@
 import pytest
 
 from scaling.config.compose import find_preset, packaged_sweeps
-from scaling.sweep import plan
+from scaling.planning import plan_sweep
 
 PRESETS = sorted(p.stem for p in packaged_sweeps().glob("*.yaml"))
 
@@ -19,22 +19,26 @@ def test_every_family_has_a_preset():
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_point_of_every_preset_composes_and_validates(name, tmp_path):
-    points, _ = plan(name, find_preset(name), [], tmp_path)
+    points = [s.entry() for s in plan_sweep(name, find_preset(name), [], tmp_path).specs]
     assert len(points) >= 4
     assert len({p["point_id"] for p in points}) == len(points)
     assert all(p["params"] > 0 for p in points)
 
 
 def test_default_study_spans_six_sizes_and_thirty_fold(tmp_path):
-    points, _ = plan("mlp_width", find_preset("mlp_width"), [], tmp_path)
+    points = [
+        s.entry() for s in plan_sweep("mlp_width", find_preset("mlp_width"), [], tmp_path).specs
+    ]
     sizes = sorted(p["params"] for p in points)
     assert len(sizes) >= 6 and sizes[-1] / sizes[0] >= 30
 
 
 def test_command_line_overrides_replace_the_preset_grid(tmp_path):
-    points, _ = plan(
-        "mlp_width", find_preset("mlp_width"), ["model.width=4,8", "trainer.seed=0,1"], tmp_path
-    )
+    overrides = ["model.width=4,8", "trainer.seed=0,1"]
+    points = [
+        s.entry()
+        for s in plan_sweep("mlp_width", find_preset("mlp_width"), overrides, tmp_path).specs
+    ]
     assert len(points) == 4
     assert {p["label"] for p in points} == {
         "width=4 seed=0",

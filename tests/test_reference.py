@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaling.config.compose import compose as compose_point
-from scaling.config.compose import hydra_context
-from scaling.train import train_point
+from scaling import compose, plan, train_point
 
 ASSET = Path(__file__).parent / "assets" / "reference_losses.json"
 CONFIGS = {
@@ -41,9 +39,8 @@ COMMON = [
 def _curve(name, point_dir):
     point_dir.mkdir(parents=True, exist_ok=True)
     extra = [f"data.path={_corpus(point_dir)}"] if "data=text" in CONFIGS[name] else []
-    with hydra_context():
-        cfg = compose_point(CONFIGS[name] + COMMON + extra)
-    row = train_point(cfg, point_dir)
+    cfg = compose(CONFIGS[name] + COMMON + extra)
+    row = train_point(plan(cfg)[0], point_dir)
     assert row["status"] == "ok", row["error"]
     lines = (point_dir / "history.csv").read_text().splitlines()[1:]
     return [

@@ -9,10 +9,9 @@ import time
 
 import pandas as pd
 import pytest
-import torch
 from conftest import TINY
 
-import scaling.train as train
+from scaling import train_point
 from scaling.cli import main
 from scaling.store import collect
 
@@ -82,46 +81,11 @@ def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig):
     assert len(df) == 6 and df["point_id"].is_unique
 
 
-def _patched_loss(bad_width, make_error):
-    real = train.loss_fn_for
-
-    def loss_fn_for(task):
-        fn = real(task)
-
-        def loss(logits, y):
-            if logits.shape[-1] == 10 and _CURRENT["width"] == bad_width:
-                return make_error(fn(logits, y))
-            return fn(logits, y)
-
-        return loss
-
-    return loss_fn_for
-
-
-_CURRENT = {"width": None}
-
-
-@pytest.mark.parametrize(
-    "kind,status",
-    [("raise", "failed"), ("nan", "diverged"), ("oom", "oom")],
-)
+@pytest.mark.parametrize("kind,status", [("raise", "failed"), ("nan", "diverged"), ("oom", "oom")])
 def test_a_bad_point_becomes_a_row_and_the_sweep_goes_on(in_tmp, monkeypatch, kind, status):
-    def make_error(loss):
-        if kind == "raise":
-            raise RuntimeError("boom")
-        if kind == "oom":
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return loss * float("nan")
-
-    real_build, real_loss_fn_for = train.build_model, train.loss_fn_for
-
-    def build(cfg, spec):
-        _CURRENT["width"] = cfg.get("width")
-        return real_build(cfg, spec)
-
-    monkeypatch.setattr(train, "build_model", build)
-    monkeypatch.setattr(train, "loss_fn_for", _patched_loss(8, make_error))
-    assert main(["sweep", "model.width=4,8,12", *TINY]) == 1
+    monkeypatch.setenv("SCALING_FAULT", f"{kind}@1:width=8")  # width 8 fails at its first step
+    grid = ["model=faulty", "model.width=4,8,12", *TINY]
+    assert main(["sweep", *grid]) == 1
     df = collect(in_tmp / "outputs" / "mlp_width").set_index("model.width")
     assert df.loc[8, "status"] == status and df.loc[8, "error"]
     assert df.loc[4, "status"] == "ok" and df.loc[12, "status"] == "ok"
@@ -131,10 +95,9 @@ def test_a_bad_point_becomes_a_row_and_the_sweep_goes_on(in_tmp, monkeypatch, ki
         assert json.loads((point / "result.json").read_text())["failed_at_step"] == 2
 
     # failed points are not retried unless asked
-    monkeypatch.setattr(train, "build_model", real_build)
-    monkeypatch.setattr(train, "loss_fn_for", real_loss_fn_for)
-    assert main(["sweep", "model.width=4,8,12", *TINY]) == 1
-    assert main(["sweep", "model.width=4,8,12", *TINY, "--retry-failed"]) == 0
+    monkeypatch.delenv("SCALING_FAULT")
+    assert main(["sweep", *grid]) == 1
+    assert main(["sweep", *grid, "--retry-failed"]) == 0
 
 
 def test_corrupt_result_is_rerun_not_crashed_on(in_tmp, capsys):
@@ -155,41 +118,25 @@ def test_corrupt_result_is_rerun_not_crashed_on(in_tmp, capsys):
 
 
 def test_max_failures_stops_the_sweep(in_tmp, monkeypatch):
-    def build(cfg, spec):
-        raise RuntimeError("always")
-
-    monkeypatch.setattr(train, "build_model", build)
-    assert main(["sweep", "model.width=4,8,12,16,20", *TINY, "--max-failures", "2"]) == 1
+    monkeypatch.setenv("SCALING_FAULT", "raise@1")  # every point fails
+    grid = ["model=faulty", "model.width=4,8,12,16,20", *TINY]
+    assert main(["sweep", *grid, "--max-failures", "2"]) == 1
     statuses = collect(in_tmp / "outputs" / "mlp_width")["status"].value_counts().to_dict()
     assert statuses == {"failed": 2, "pending": 3}
 
 
-def test_interrupted_point_resumes_from_its_checkpoint(compose, tmp_path, monkeypatch):
-    cfg = compose(
-        "model.width=8",
-        "trainer.steps=20",
-        "trainer.eval_interval=5",
-        "trainer.checkpoint_every=5",
-        tiny=False,
-    )
-    reference = train.train_point(cfg)
-
-    real_lr = train.lr_at
-    calls = {"n": 0}
-
-    def lr_then_interrupt(step, steps, optim, peak=None):
-        calls["n"] += 1
-        if calls["n"] == 13:  # in the middle of step 13, after the checkpoint at step 10
-            raise KeyboardInterrupt
-        return real_lr(step, steps, optim, peak)
-
-    monkeypatch.setattr(train, "lr_at", lr_then_interrupt)
+def test_interrupted_point_resumes_from_its_checkpoint(point, tmp_path, monkeypatch):
+    spec = point("model=faulty", "model.width=8", "trainer.steps=20", "trainer.eval_interval=5",
+                 "trainer.checkpoint_every=5", tiny=False)  # fmt: skip
+    reference = train_point(spec)
+    # Ctrl-C in the middle of step 13, after the checkpoint at step 10
+    monkeypatch.setenv("SCALING_FAULT", "interrupt@13")
     with pytest.raises(KeyboardInterrupt):
-        train.train_point(cfg, tmp_path)
+        train_point(spec, tmp_path)
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "interrupted"
     assert (tmp_path / "checkpoint.pt").exists()
-    monkeypatch.setattr(train, "lr_at", real_lr)
-    resumed = train.train_point(cfg, tmp_path)
+    monkeypatch.delenv("SCALING_FAULT")
+    resumed = train_point(spec, tmp_path)
     assert resumed["status"] == "ok" and not (tmp_path / "checkpoint.pt").exists()
     assert (
         resumed["val_loss"] == reference["val_loss"]

@@ -3,39 +3,41 @@ import math
 import pandas as pd
 import pytest
 
+from scaling import plan, train_point
 from scaling.cli import main
-from scaling.train import lr_at, plan_steps, train_point
+from scaling.planning import plan_steps
+from scaling.training.optim import lr_at
 
 
-def test_same_seed_same_losses_on_cpu(compose):
-    a = train_point(compose("model.width=8"))
-    b = train_point(compose("model.width=8"))
+def test_same_seed_same_losses_on_cpu(point):
+    a = train_point(point("model.width=8"))
+    b = train_point(point("model.width=8"))
     assert a["val_loss"] == b["val_loss"] and a["train_loss"] == b["train_loss"]
-    c = train_point(compose("model.width=8", "trainer.seed=1"))
+    c = train_point(point("model.width=8", "trainer.seed=1"))
     assert c["val_loss"] != a["val_loss"]
 
 
-def test_epochs_budget_covers_the_training_set(compose):
+def test_epochs_budget_covers_the_training_set(point):
     row = train_point(
-        compose("model.width=8", "data.train_size=160", "trainer.budget=epochs", "trainer.epochs=2")
+        point("model.width=8", "data.train_size=160", "trainer.budget=epochs", "trainer.epochs=2")
     )
     assert row["steps"] == 2 * 160 // 16
     assert row["train_examples"] == 2 * 160
 
 
-def test_tokens_per_param_budget(compose):
+def test_tokens_per_param_budget(point):
     row = train_point(
-        compose("model.width=4", "trainer.budget=tokens_per_param", "trainer.tokens_per_param=2")
+        point("model.width=4", "trainer.budget=tokens_per_param", "trainer.tokens_per_param=2")
     )
     assert row["steps"] == math.ceil(2 * row["params"] / 16)
     assert row["train_examples"] >= 2 * row["params"]
 
 
-def test_flops_budget(compose):
-    probe = train_point(compose("model.width=8"))
+def test_flops_budget(point):
+    probe = train_point(point("model.width=8"))
     target = 10.5 * probe["flops_per_step"]
     row = train_point(
-        compose("model.width=8", "trainer.budget=flops", f"trainer.target_flops={target}")
+        point("model.width=8", "trainer.budget=flops", f"trainer.target_flops={target}")
     )
     assert row["steps"] == 10 and row["flops_total"] <= target
 
@@ -59,14 +61,14 @@ def test_early_stopping_stops_when_validation_stalls(compose):
         "trainer.early_stop_patience=2",
         tiny=False,
     )
-    row = train_point(cfg)
+    row = train_point(plan(cfg)[0])
     assert row["status"] == "ok" and row["steps"] < 40
 
 
 def test_warmup_then_cosine(compose):
     optim = compose().optim
     steps = 100
-    lrs = [lr_at(s, steps, optim) for s in range(steps)]
+    lrs = [lr_at(s, steps, optim, optim.lr) for s in range(steps)]
     warm = int(optim.warmup * steps)
     assert lrs[warm - 1] == pytest.approx(optim.lr)
     assert lrs[0] < lrs[warm - 1]
@@ -74,43 +76,25 @@ def test_warmup_then_cosine(compose):
     assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :]))
 
 
-def test_sgd_trains(compose):
-    assert train_point(compose("optim=sgd", "model.width=8"))["status"] == "ok"
+def test_sgd_trains(point):
+    assert train_point(point("optim=sgd", "model.width=8"))["status"] == "ok"
 
 
 def test_a_failing_point_is_a_row_and_the_sweep_goes_on(in_tmp, monkeypatch):
-    import scaling.train as train
-
-    real = train.build_model
-
-    def build(cfg, spec):
-        if cfg.get("width") == 8:
-            raise RuntimeError("boom")
-        return real(cfg, spec)
-
-    monkeypatch.setattr(train, "build_model", build)
-    code = main(
-        [
-            "sweep",
-            "model.width=4,8,12",
-            "trainer.steps=3",
-            "trainer.eval_interval=2",
-            "trainer.batch_size=16",
-        ]
-    )
+    monkeypatch.setenv("SCALING_FAULT", "raise@1:width=8")
+    code = main(["sweep", "model=faulty", "model.width=4,8,12", "trainer.steps=3",
+                 "trainer.eval_interval=2", "trainer.batch_size=16"])  # fmt: skip
     assert code == 1
     df = pd.read_csv(in_tmp / "outputs" / "mlp_width" / "results.csv").set_index("model.width")
     assert df.loc[8, "status"] == "failed" and "boom" in df.loc[8, "error"]
     assert df.loc[4, "status"] == "ok" and df.loc[12, "status"] == "ok"
 
 
-def test_learning_rate_can_follow_width(compose):
+def test_learning_rate_can_follow_width(point):
     narrow = train_point(
-        compose("model.width=32", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002")
+        point("model.width=32", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002")
     )
     wide = train_point(
-        compose(
-            "model.width=128", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002"
-        )
+        point("model.width=128", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002")
     )
     assert narrow["lr"] == pytest.approx(0.004) and wide["lr"] == pytest.approx(0.001)

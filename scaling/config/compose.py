@@ -101,11 +101,27 @@ def preset_overrides(preset: Path | None) -> list[str]:
     return [f"hydra.searchpath=[file://{preset.parent.parent}]", f"+sweeps={preset.stem}"]
 
 
+_depth = 0  # hydra_context blocks open: inner ones use the outer one's Hydra
+
+
 @contextlib.contextmanager
 def hydra_context():
+    """Hydra initialised with the package's configs (re-entrant)."""
+    global _depth
+    if _depth:
+        _depth += 1
+        try:
+            yield GlobalHydra.instance().hydra
+        finally:
+            _depth -= 1
+        return
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(conf_dir()), version_base=None):
-        yield GlobalHydra.instance().hydra
+        _depth = 1
+        try:
+            yield GlobalHydra.instance().hydra
+        finally:
+            _depth = 0
 
 
 # ---------------------------------------------------------------- override strings
@@ -182,27 +198,34 @@ def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], 
     return grid, hydra_over, master
 
 
+def to_container(node) -> dict:
+    """A node of Hydra's own config as a plain dict (unresolved)."""
+    return (OmegaConf.to_container(node, resolve=False) if node is not None else None) or {}
+
+
 # ---------------------------------------------------------------- one point
 
 
-def compose(point: list[str], preset: Path | None = None, extra: list[str] = ()):
-    """Compose, apply ``model.size`` and validate one point. Must run inside ``hydra_context()``.
+def compose(point: list[str] = (), preset: Path | None = None, extra: list[str] = ()) -> Config:
+    """Compose one point from overrides (and a preset), apply ``model.size`` and validate it.
 
-    Returns the point's config; a bad point raises ``BadInput``.
+    Returns the typed ``Config``; a bad point raises ``BadInput``.
     """
-    try:
-        cfg = hydra_compose(
-            CONFIG_NAME, overrides=preset_overrides(preset) + list(extra) + list(point)
-        )
-    except OverrideParseException as e:
-        raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
-    except _COMPOSE_ERRORS as e:
-        raise BadInput(explain(e)) from None
-    return prepare(cfg, point)
+    with hydra_context():
+        try:
+            cfg = hydra_compose(
+                CONFIG_NAME, overrides=preset_overrides(preset) + list(extra) + list(point)
+            )
+        except OverrideParseException as e:
+            raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
+        except _COMPOSE_ERRORS as e:
+            raise BadInput(explain(e)) from None
+    return typed(cfg, point)
 
 
-def prepare(cfg, overrides: list[str] = ()):
-    """Apply ``model.size`` and run every check that needs no data and no device."""
+def typed(cfg, overrides: list[str] = ()) -> Config:
+    """The composed config with ``model.size`` applied, as the typed ``Config``, checked: each
+    dataclass's own checks and ``schema.validate``."""
     try:
         derived = size_fields(cfg.model)
         given = {key_of(o) for o in overrides}
@@ -216,24 +239,30 @@ def prepare(cfg, overrides: list[str] = ()):
             if isinstance(schema, str) and cfg[group][key] != schema:
                 raise BadInput(f"{group}.{key}={cfg[group][key]} keeps the {schema} settings; "
                                f"choose the config group instead: {group}={cfg[group][key]}")  # fmt: skip
-        validate(OmegaConf.to_object(cfg))  # to_object runs every dataclass's own checks
+        obj = OmegaConf.to_object(cfg)  # runs every dataclass's own checks
+        validate(obj)
     except (ValueError, OmegaConfBaseException) as e:
         if isinstance(e, BadInput):
             raise
         raise BadInput(str(e).splitlines()[0]) from None
-    return cfg
+    return obj
 
 
 def teacher_overrides(cfg, point: list[str]) -> list[str]:
     """The overrides that compose a student's teacher (``distill.teacher_overrides``): the
-    student's own, then the teacher's settings, with the study parts turned off."""
+    student's own, with the study's parts turned off, then the teacher's settings."""
+    off = {
+        "distill.alpha": "0",
+        "trainer.save_model": "true",
+        "trainer.pack_seeds": "1",
+        "compress": "none",
+    }
     own = [
         o
         for o in point
-        if not key_of(o).startswith(("distill.", "compress.", "trainer.pack_seeds"))
+        if key_of(o) not in off and not key_of(o).startswith(("distill.", "compress."))
     ]
-    off = ["distill.alpha=0", "trainer.save_model=true", "trainer.pack_seeds=1", "compress=none"]
-    return own + off + list(cfg.distill.teacher_overrides)
+    return own + [f"{k}={v}" for k, v in off.items()] + list(cfg.distill.teacher_overrides)
 
 
 # ---------------------------------------------------------------- errors

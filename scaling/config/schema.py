@@ -222,8 +222,6 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     sweep: str = "run"  # the study's name (a preset's name)
     out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
-    # stop launching points after this many failures in a row (`scale sweep --max-failures`)
-    max_failures: int | None = None
     # a preset's explicit points (paired settings), each a dict of overrides
     points: list[dict[str, Any]] | None = None
 

@@ -3,6 +3,8 @@ for the per-layer learning rates)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,3 +34,12 @@ def width_multiplier(model_cfg) -> float:
     if model_cfg.parametrization != "mup":
         return 1.0
     return getattr(model_cfg, model_cfg.WIDTH) / model_cfg.base_width
+
+
+def base_config(model_cfg):
+    """The same model at μP's base width (``model.base_width``), whose shapes set the per-layer
+    learning rates; heads do not change parameter shapes, and one head always divides."""
+    changes = {model_cfg.WIDTH: model_cfg.base_width}
+    if hasattr(model_cfg, "n_head"):
+        changes["n_head"] = 1
+    return replace(model_cfg, **changes)

@@ -1,10 +1,10 @@
 """After training: how much of a model survives pruning, quantization or a narrower float type.
 
-``compress=prune|quantize|cast`` with ``compress.levels`` evaluates a compressed
-copy of the trained model at each level on the validation set. Each becomes a
-row of its own, ``points/<id>~<level>/result.json``, beside the point's own
-row (the model as trained): the same training columns, with the compressed
-model's loss, accuracy, non-zero parameters and bytes on disk.
+``compress=prune|quantize|cast`` with ``compress.levels``: ``variants`` gives a
+compressed copy of the trained model at each level; the runner evaluates each on the
+validation set and writes it as a row of its own, ``points/<id>~<level>/result.json``,
+beside the point's own row (the model as trained): the same training columns, with the
+compressed model's loss, accuracy, non-zero parameters and bytes on disk.
 
 - prune: ``torch.nn.utils.prune``, L1 magnitude, over all weight matrices at once
   (``scope=global``) or layer by layer; weights shared between modules (a tied
@@ -20,7 +20,6 @@ where that is smaller, as one would store a pruned model.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import warnings
@@ -82,7 +81,7 @@ def quantized(model: nn.Module, level: str) -> nn.Module:
 
 
 def variant(model: nn.Module, cfg, level, device: torch.device) -> tuple[nn.Module, torch.device]:
-    """The compressed model for one level, and the device it runs on."""
+    """The compressed model for one level of ``cfg`` (``compress``), and the device it runs on."""
     if cfg.method == "prune":
         return pruned(model, float(level), cfg.scope), device
     if cfg.method == "quantize":
@@ -138,28 +137,7 @@ def _tensors(model: nn.Module):
             yield from (x for x in t if isinstance(x, torch.Tensor))
 
 
-def rows(model: nn.Module, data, cfg, base: dict, device: torch.device, batch: int) -> list[dict]:
-    """One row per compression level, from the trained point's row ``base``.
-
-    A level that fails (a type the backend cannot run) is a ``failed`` row with the error.
-    """
-    from .train import evaluate
-
-    out = []
-    for level in cfg.compress.levels:
-        name = level_name(cfg.compress, level)
-        row = dict(base) | {"point_id": f"{base['point_id']}~{name}",
-                            "compression": cfg.compress.method, "compress_level": str(level)}  # fmt: skip
-        for key in ("val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall",
-                    "val_f1", "val_bpb", "val_r2"):  # fmt: skip
-            row[key] = None
-        try:
-            small, on = variant(model, cfg.compress, level, device)
-            metrics = evaluate(small, data, on, contextlib.nullcontext, batch, final=True)
-            row.update(metrics, best_val_loss=metrics["val_loss"], status="ok", error=None,
-                       model_bytes=stored_bytes(small), params_nonzero=nonzero_params(small),
-                       sparsity=sparsity(small) if cfg.compress.method == "prune" else None)  # fmt: skip
-        except Exception as e:  # noqa: BLE001 - a level the backend cannot run is that row's error
-            row.update(status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
-        out.append(row)
-    return out
+def measures(model: nn.Module, method: str) -> dict:
+    """A compressed model's row fields: bytes on disk, non-zero parameters, sparsity (pruning)."""
+    return {"model_bytes": stored_bytes(model), "params_nonzero": nonzero_params(model),
+            "sparsity": sparsity(model) if method == "prune" else None}  # fmt: skip

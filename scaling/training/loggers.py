@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .store import lock
+from ..store import lock
 
 # a history row's values that are curves (the rest are x-axes: step, examples, tokens, wall_s)
 _CURVES = ("train_loss", "val_loss", "val_accuracy", "lr")

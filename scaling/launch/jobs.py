@@ -1,0 +1,57 @@
+"""A job's points trained here: one point, a pack's seeds together, or a process group."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .. import store
+from ..training.parallel import in_group
+from ..training.runner import HERE, Resources, ensure_teacher, train_points
+from . import torchrun
+
+
+def train_job(
+    specs: list, out: Path, resources: Resources = HERE, again: bool = False
+) -> list[dict]:
+    """Train a job's points into ``out/points/<id>/``: one point, a pack's seeds together, or a
+    point as a process group; the study's teacher first when it has none. Points with an ok
+    result are skipped unless ``again``. Returns the new rows."""
+    # a launched job trains whatever of it is not ok: the sweep chose which jobs to launch
+    todo = [s for s in specs if again or store.needs_training(_row(out, s), retry_failed=True)]
+    if not todo:
+        return []
+    ensure_teacher(todo[0], out, resources)
+    folders = [store.point_folder(out, s.point_id) for s in todo]
+    if todo[0].cfg.trainer.group and not torchrun.export_scheduler_env(todo[0].cfg.trainer):
+        return [torchrun.launch(todo[0], folders[0], resources)]
+    return train_points(todo, folders, resources)
+
+
+def train_point(spec, point_dir: Path | None = None, resources: Resources = HERE) -> dict:
+    """Train one planned point and return its row, writing into ``point_dir`` (None: nothing);
+    a process-group point (``trainer.nproc``) runs under torchrun."""
+    if spec.cfg.trainer.group and not in_group():
+        if point_dir is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                return torchrun.launch(spec, Path(tmp), resources)
+        return torchrun.launch(spec, point_dir, resources)
+    return train_points([spec], [point_dir], resources)[0]
+
+
+def _row(out: Path, spec) -> dict | None:
+    return store.read_result(store.point_folder(out, spec.point_id))
+
+
+def pending(sweep, retry_failed: bool = False) -> tuple[list, list]:
+    """The sweep's points that train on this run (pending, interrupted or torn; failed ones
+    with ``retry_failed``) and the jobs to launch for them."""
+    todo = [s for s in sweep.specs if store.needs_training(_row(sweep.out, s), retry_failed)]
+    ids = {s.point_id for s in todo}
+    return todo, [job for job in sweep.jobs if ids & {s.point_id for s in job}]
+
+
+def write_grid(sweep, command: str, preset: Path | None) -> None:
+    sweep.out.mkdir(parents=True, exist_ok=True)
+    store.write_grid(sweep.out, sweep.name, [s.entry() for s in sweep.specs], command,
+                     preset.read_text() if preset else "")  # fmt: skip

@@ -1,0 +1,45 @@
+"""Optimizers and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def peak_lr(cfg) -> float:
+    """The point's learning rate: ``optim.lr``, or with ``lr_scaling=width`` lr·base_width/width."""
+    if cfg.optim.lr_scaling == "none":
+        return cfg.optim.lr
+    return cfg.optim.lr * cfg.optim.base_width / cfg.model.width_size
+
+
+def lr_at(step: int, steps: int, optim, peak: float) -> float:
+    """Linear warmup over ``optim.warmup``·steps, then cosine down to ``min_lr_ratio``·peak
+    (or constant)."""
+    warmup = int(optim.warmup * steps)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if optim.schedule == "constant":
+        return peak
+    progress = (step - warmup) / max(1, steps - warmup)
+    floor = peak * optim.min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(groups: list[dict], optim, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW (fused on CUDA) or SGD over parameter groups, as ``optim`` (the config group) says.
+
+    Groups carry an ``lr_mult`` (μP's per-layer learning rates) that ``set_lr`` applies.
+    """
+    if optim.name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2),
+                                 weight_decay=optim.weight_decay, fused=device.type == "cuda" or None)  # fmt: skip
+    return torch.optim.SGD(
+        groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
+    )
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)

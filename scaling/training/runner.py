@@ -1,0 +1,352 @@
+"""``train_point(spec)``: train one planned point (or several seeds packed) and return its row.
+
+Each point's row is built and written here (``Member``): every failure becomes a row
+with a status (``failed``, ``oom``, ``diverged``, ``interrupted``) instead of an exception
+that loses the sweep. In a process group every rank runs this; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from .. import measure, store
+from ..data import load_data
+from ..models import build_model
+from ..models.parametrization import base_config
+from ..studies import compress, distill, mup
+from .batches import Batches
+from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
+from .evaluate import eval_batch_size, evaluate, loss_fn_for
+from .loggers import open_logger
+from .loop import Checkpoint, Course, run
+from .optim import make_optimizer, peak_lr
+from .parallel import SINGLE, join, wrap
+from .steppers import Packed, Single
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the job that runs a point was given: a device and CPU threads (None: the config's)."""
+
+    device: str | None = None
+    threads: int | None = None
+
+
+HERE = Resources()  # the config's own device and threads
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Member:
+    """One point being trained: its row, history, tracker and files."""
+
+    def __init__(self, spec, folder: Path | None, leader: bool, track: bool = True,
+                 threads: int | None = None):  # fmt: skip
+        cfg = spec.cfg
+        if threads and threads != cfg.trainer.threads:  # the job's share of the cores, recorded
+            cfg = replace(cfg, trainer=replace(cfg.trainer, threads=threads))
+        self.spec, self.folder = spec, folder  # read by every rank (a checkpoint)
+        self.point_dir = folder if leader else None  # written by rank 0 alone
+        tr = cfg.trainer
+        self.row = store.new_row(store.settings_columns(asdict(cfg)), sweep=cfg.sweep,
+                                 family=cfg.model.family, dataset=cfg.data.name, seed=tr.seed,
+                                 batch_size=tr.batch_size, world_size=tr.nproc,
+                                 micro_batch_size=tr.micro_batch, grad_accum=tr.grad_accum,
+                                 torch_version=torch.__version__, started_at=now(),
+                                 point_id=spec.point_id)  # fmt: skip
+        if self.point_dir is not None:
+            yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True)
+            store.atomic_write_text(Path(self.point_dir) / "config.yaml", yaml)
+        self.history: list[dict] = []
+        self.best, self.stale, self.done = math.inf, 0, False
+        self.logger = open_logger(cfg, self.point_dir if track else None, self.row)
+
+    @property
+    def alive(self) -> bool:
+        return not self.done
+
+    def record(self, step, train_loss, metrics, lr, examples, tokens, wall_s) -> None:
+        """One evaluation: a history row, kept, written to history.csv and logged."""
+        self.history.append({"step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
+                             "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
+                             "examples": examples, "tokens": tokens, "wall_s": wall_s})  # fmt: skip
+        if self.point_dir is not None:
+            store.write_history(self.point_dir, self.history)
+        self.logger.log(step, self.history[-1])
+        self.row["steps"] = step
+        val = metrics["val_loss"]
+        self.best, self.stale = (val, 0) if val < self.best else (self.best, self.stale + 1)
+
+    def diverge(self, error) -> None:
+        self.finish("diverged", error)
+
+    def finish(self, status: str, error) -> None:
+        row, self.done = self.row, True
+        row["status"] = status
+        if error is not None and not isinstance(error, str):
+            error = f"{type(error).__name__}: {error}"
+        row["error"] = error
+        if status != "ok":
+            row["failed_at_step"] = self.history[-1]["step"] if self.history else 0
+        if self.history and row.get("train_loss") is None:
+            row["train_loss"] = self.history[-1]["train_loss"]
+            row["val_loss"] = self.history[-1]["val_loss"]
+        row["finished_at"] = now()
+        if self.point_dir is not None:
+            if status in store.FAILED:
+                store.checkpoint_path(self.point_dir).unlink(
+                    missing_ok=True
+                )  # a retry starts clean
+            store.write_history(self.point_dir, self.history)
+            store.write_result(self.point_dir, row)
+        try:
+            self.logger.close(row)
+        except Exception as e:  # noqa: BLE001 - the row is written; a tracker's failure must not lose it
+            warnings.warn(
+                f"logger={type(self.logger).__name__}: {type(e).__name__}: {e}", stacklevel=1
+            )
+
+
+def train_point(spec, point_dir: Path | None = None, resources: Resources = HERE) -> dict:
+    """Train a planned point (``scaling.planning.PointSpec``) and return its row (``store.COLUMNS``).
+
+    Args:
+        spec: the point, planned.
+        point_dir: where to write config.yaml, history.csv (at every evaluation) and
+            result.json; None writes nothing.
+        resources: the device and threads the job was given.
+
+    Returns:
+        The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
+        Ctrl-C writes an ``interrupted`` row and is raised again. In a process group
+        (``trainer.nproc``, started by ``scaling.launch``) every rank returns its row.
+    """
+    return train_points([spec], [point_dir], resources)[0]
+
+
+def train_points(
+    specs: list, point_dirs: list, resources: Resources = HERE, watch=None
+) -> list[dict]:
+    """Train points that differ only in their seed as one packed model; one row each.
+
+    ``watch(model)``, when given, is called with each model before it trains (to hook it).
+    """
+    tr = specs[0].cfg.trainer
+    threads = resources.threads or tr.threads
+    if threads:
+        torch.set_num_threads(threads)
+    group, device = join(tr, resolve_device(resources.device or tr.device))
+    folders = [None if d is None else Path(d) for d in point_dirs]
+    if folders[0] is not None and group.joined:
+        store.clear_failures(folders[0], group.rank)
+    members = [Member(s, f, group.leader, threads=threads) for s, f in zip(specs, folders)]
+    dtype = resolve_dtype(tr.precision, device)
+    for m in members:
+        m.row.update(lr=peak_lr(m.spec.cfg), device=str(device), dtype=dtype)
+
+    def finish_rest(status, error):
+        for m in members:
+            if m.alive:
+                m.finish(status, error)
+
+    try:
+        _train(members, group, device, dtype, watch)
+    except KeyboardInterrupt:
+        finish_rest("interrupted", "interrupted by the user")
+        raise
+    except torch.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next point starts with the memory this one held
+        finish_rest(*group.blame("oom", e, folders[0]))
+    except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
+        finish_rest(*group.blame("failed", e, folders[0]))
+    else:
+        finish_rest("ok", None)
+    finally:
+        if all(m.row["status"] in ("ok", "diverged") for m in members):
+            group.leave()  # every rank got here; after a failure peers may be stuck in a collective
+    return [m.row for m in members]
+
+
+def _train(members: list, group, device: torch.device, dtype: str, watch=None) -> None:
+    spec, cfg = members[0].spec, members[0].spec.cfg
+    tr = cfg.trainer
+    data = load_data(cfg.data)
+    models = []
+    for m in members:  # each seed's initialisation, as its own run would draw it
+        seed_everything(m.spec.cfg.trainer.seed)
+        models.append(build_model(m.spec.cfg.model, data.spec).to(device))
+        if watch is not None:
+            watch(models[-1])
+    teacher = None
+    if cfg.distill.alpha > 0:
+        path = cfg.distill.teacher or store.point_folder(cfg.out, spec.teacher.point_id)
+        teacher = distill.load_teacher(path, cfg.data.name, data.spec, device)
+    objective = distill.objective(loss_fn_for(data.spec.task), teacher, cfg.distill.alpha,
+                                  cfg.distill.temperature)  # fmt: skip
+    _announce(members, device, dtype)
+    fields = _planned_fields(spec, data, teacher, device) | {
+        "model_bytes": measure.model_bytes(models[0])
+    }
+    for m in members:
+        m.row.update(fields)
+    stepper = _stepper(members, models, data, objective, group, device, dtype)
+    checkpoint = None
+    if len(members) == 1 and members[0].folder is not None:
+        path = store.checkpoint_path(members[0].folder)
+        checkpoint = Checkpoint(path, tr.checkpoint_every, group, cfg.sweep)
+    course = Course(spec.steps, cfg.optim, peak_lr(cfg), tr.eval_interval, tr.early_stop_patience,
+                    tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep)  # fmt: skip
+    profiler = measure.profiler(
+        tr.profile, spec.steps, members[0].folder, device, group.rank, cfg.sweep
+    )
+    with measure.PeakMemory(device) as mem, profiler:
+        progress = run(stepper, members, course, checkpoint, profiler)
+    if checkpoint is not None:
+        checkpoint.remove()  # the point is done: its result replaces the checkpoint
+    _finish_training(members, stepper, data, progress, mem.peak, group, device, dtype)
+
+
+def _stepper(members, models, data, objective, group, device, dtype):
+    cfg, tr = members[0].spec.cfg, members[0].spec.cfg.trainer
+    autocast, eval_batch = autocast_for(device, dtype), eval_batch_size(tr)
+    base = None
+    if cfg.model.parametrization == "mup":
+        with torch.device("meta"):
+            base = {
+                n: p.shape
+                for n, p in build_model(base_config(cfg.model), data.spec).named_parameters()
+            }
+
+    def make_opt(named: dict):
+        groups = mup.param_groups(named, base, cfg.optim.name == "sgd", cfg.optim.weight_decay)
+        return make_optimizer(groups, cfg.optim, device)
+
+    seeds = [m.spec.cfg.trainer.seed for m in members]
+    if len(members) > 1:
+        batches = [Batches(data, tr.batch_size, device, s) for s in seeds]
+        with torch.device("meta"):
+            shape = build_model(cfg.model, data.spec)  # on meta so tied weights stay tied
+        return Packed(models, shape, make_opt, objective, batches, cfg.optim, autocast, device, data,
+                      eval_batch, tr.compile)  # fmt: skip
+    model = models[0]
+    batches = Batches(data, tr.batch_size, device, seeds[0], group.rank, group.world)
+    train_model = wrap(model, group, device)  # DDP, or the model sharded in place (FSDP)
+    opt = make_opt(dict(model.named_parameters()))
+    if tr.compile:
+        train_model = torch.compile(train_model)
+    return Single(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
+                  data, eval_batch, group)  # fmt: skip
+
+
+def _announce(members, device, dtype: str) -> None:
+    """The point's one-line plan, at the top of its log."""
+    spec, cfg = members[0].spec, members[0].spec.cfg
+    tr, note = cfg.trainer, ""
+    if len(members) > 1:
+        note = ", seeds " + ", ".join(str(m.spec.cfg.trainer.seed) for m in members) + " packed"
+    if tr.nproc > 1 or tr.micro_batch != tr.batch_size:
+        note = f", {tr.nproc} × {tr.grad_accum} micro-batches of {tr.micro_batch}" + note
+    if tr.fsdp:
+        note = ", FSDP" + note
+    print(f"[{cfg.sweep}] {cfg.model.family} N={spec.params['total']:,} on {cfg.data.name}: "
+          f"{spec.steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}{note}",
+          flush=True)  # fmt: skip
+
+
+def _planned_fields(spec, data, teacher, device) -> dict:
+    """The row's size and FLOP fields, as planned; the teacher's forward FLOPs per step."""
+    flops, teacher_flops = spec.flops, None
+    if teacher is not None:  # counted on two examples, scaled to the batch (linear in the batch)
+        x, _ = next(Batches(data, 2, device, 0))
+        teacher_flops = measure.forward_flops(teacher, x) // 2 * spec.cfg.trainer.batch_size
+    return {"task": spec.task, "train_size": spec.train_size, "params": spec.params["total"],
+            "params_nonembedding": spec.params["nonembedding"], "flops_per_step": flops["total"],
+            "flops_counter": flops["counter"], "flops_analytic": flops["analytic"],
+            "flops_recompute_per_step": flops["recompute"], "flops_teacher_per_step": teacher_flops}  # fmt: skip
+
+
+def _finish_training(members, stepper, data, progress, peak_memory, group, device, dtype) -> None:
+    """Each living member's final evaluation, totals and what follows training."""
+    spec, step, train_time = members[0].spec, progress.step, progress.train_time
+    flops_per_step = spec.flops["total"]
+    d = step * spec.examples_per_step
+    k_alive = len(members)  # the pack's throughput is all of its seeds'
+    for k, m in enumerate(members):
+        if not m.alive:
+            continue
+        final = stepper.evaluate(k, final=True)
+        m.row.update(final)
+        m.row.update(
+            steps=step, train_examples=step * spec.cfg.trainer.batch_size,
+            train_tokens=d if spec.task == "lm" else None, flops_total=flops_per_step * step,
+            flops_6nd=6 * spec.params["nonembedding"] * d, wall_time_s=train_time,
+            throughput=k_alive * d / train_time if train_time > 0 else None,
+            train_loss=m.history[-1]["train_loss"], best_val_loss=min(m.best, final["val_loss"]),
+            peak_memory_bytes=peak_memory,
+            mfu=measure.mfu(k_alive * flops_per_step * step, train_time, device, dtype, group.world),
+        )  # fmt: skip
+        m.row.update(data.info)
+        whole = stepper.trained(k, m.spec.cfg, data.spec)
+        if whole is not None:
+            after_training(whole, data, m, device)
+
+
+def after_training(model, data, member: Member, device) -> None:
+    """What follows a finished point: model.pt when asked, and its compressed variants' rows."""
+    cfg, row = member.spec.cfg, member.row
+    row.update(compression="none", params_nonzero=compress.nonzero_params(model))
+    if member.point_dir is not None and cfg.trainer.save_model:
+        distill.save_model(model, cfg, member.point_dir)
+    if cfg.compress.method == "none":
+        return
+    batch = eval_batch_size(cfg.trainer)
+    for level in cfg.compress.levels:
+        variant = _compressed_row(model, data, cfg, row, level, device, batch)
+        if member.point_dir is not None:
+            store.write_result(Path(member.point_dir).parent / variant["point_id"],
+                               variant | {"finished_at": now()})  # fmt: skip
+
+
+def _compressed_row(model, data, cfg, base: dict, level, device, batch: int) -> dict:
+    """One compression level's row, from the trained point's row ``base``; a level the backend
+    cannot run is a ``failed`` row with the error."""
+    method = cfg.compress.method
+    row = dict(base) | {"point_id": store.variant_id(base["point_id"], compress.level_name(cfg.compress, level)),
+                        "compression": method, "compress_level": str(level)}  # fmt: skip
+    for key in ("val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall",
+                "val_f1", "val_bpb", "val_r2"):  # fmt: skip
+        row[key] = None
+    try:
+        small, on = compress.variant(model, cfg.compress, level, device)
+        metrics = evaluate(small, data, on, autocast_for(on, "fp32"), batch, final=True)
+        row.update(metrics, best_val_loss=metrics["val_loss"], status="ok", error=None,
+                   **compress.measures(small, method))  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - a level the backend cannot run is that row's error
+        row.update(status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    return row
+
+
+def ensure_teacher(spec, out: Path, resources: Resources = HERE) -> None:
+    """Train the study's teacher of ``spec`` unless it is saved already; concurrent students wait."""
+    teacher = spec.teacher
+    if teacher is None:
+        return
+    folder = store.point_folder(out, teacher.point_id)
+    with store.lock(folder / ".teacher.lock"):
+        done = store.read_result(folder)
+        if not (done and done["status"] == "ok" and store.model_path(folder).is_file()):
+            print(f"[{spec.cfg.sweep}] training the teacher first", flush=True)
+            train_point(teacher, folder, resources)
+
+
+__all__ = ["HERE", "SINGLE", "Member", "Resources", "ensure_teacher", "train_point", "train_points"]

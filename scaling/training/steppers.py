@@ -1,0 +1,150 @@
+"""How one optimizer step is taken: the only part of training that differs between a single
+model (alone, or one process of a DDP/FSDP group) and K packed seeds.
+
+A stepper trains ``members`` models (1, or K packed seeds) and hands the loop their
+losses as one tensor of shape (members,), summed on the device: nothing here waits on
+the host. The loop (``scaling.training.loop``) is the same for every stepper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call, stack_module_state
+
+from .evaluate import evaluate
+from .optim import set_lr
+from .parallel import SINGLE, Group, full_model, grad_sync, load_training_state, training_state
+
+
+class Single:
+    """One model, trained as it is, or wrapped by DDP or sharded by FSDP in a process group."""
+
+    members = 1
+
+    def __init__(self, model, train_model, opt, objective, batches, optim, tr, autocast, device,
+                 data, eval_batch: int, group: Group = SINGLE):  # fmt: skip
+        self.model, self.train_model, self.opt = model, train_model, opt
+        self.objective, self.batches, self.autocast = objective, batches, autocast
+        self.clip, self.accum, self.group = optim.grad_clip, tr.grad_accum, group
+        self.device, self.data, self.eval_batch = device, data, eval_batch
+        self.scaler = torch.amp.GradScaler(device.type, enabled=tr.precision == "fp16")
+
+    def set_lr(self, lr: float) -> None:
+        set_lr(self.opt, lr)
+
+    def step(self) -> torch.Tensor:
+        """One optimizer step; its loss, detached, as shape (1,)."""
+        x, y = next(self.batches)
+        if self.accum == 1:
+            with self.autocast():
+                loss = self.objective(self.train_model(x), x, y)
+            self.scaler.scale(loss).backward()
+        else:
+            loss = 0.0
+            for j, (xm, ym) in enumerate(zip(x.chunk(self.accum), y.chunk(self.accum))):
+                with grad_sync(self.train_model, j == self.accum - 1):
+                    with self.autocast():
+                        part = self.objective(self.train_model(xm), xm, ym) / self.accum
+                    self.scaler.scale(part).backward()
+                loss = loss + part.detach()
+        if self.clip:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        return loss.detach().float().reshape(1)
+
+    def train_losses(self, mean: torch.Tensor) -> list[float]:
+        """The members' mean training losses since the last evaluation (the group's mean)."""
+        return self.group.mean(mean).tolist()  # the only host sync, once per evaluation
+
+    def evaluate(self, k: int, final: bool = False) -> dict:
+        # rank 0's numbers for every rank: early stopping and divergence are decided alike
+        metrics = evaluate(
+            self.model, self.data, self.device, self.autocast, self.eval_batch, final
+        )
+        return metrics if final else self.group.share(metrics)
+
+    def trained(self, k: int, cfg, spec):
+        """The trained model whole on rank 0 (gathered from FSDP's shards); None elsewhere."""
+        return full_model(self.model, cfg, spec, self.group, self.device)
+
+    def state(self) -> dict:
+        """Model, optimizer, scaler and data order, for a checkpoint (a collective under FSDP)."""
+        model_state, opt_state = training_state(self.model, self.opt)
+        return {"model": model_state, "opt": opt_state, "scaler": self.scaler.state_dict(),
+                "batches": self.batches.state()}  # fmt: skip
+
+    def load_state(self, state: dict) -> None:
+        load_training_state(self.model, self.opt, state["model"], state["opt"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state(state["batches"])
+
+
+class Packed:
+    """K models of one shape (seeds) trained as one with ``torch.vmap``.
+
+    The copies are stacked with ``torch.func.stack_module_state`` and run through
+    ``functional_call`` on a model built on the meta device (so tied weights stay tied).
+    Each keeps its own initialisation, batch order and gradient clipping, so seed k
+    trains as it would alone, up to floating-point order.
+    """
+
+    def __init__(self, models, base, make_opt, objective, batches, optim, autocast, device, data,
+                 eval_batch: int, compile: bool = False):  # fmt: skip
+        self.models, self.batches, self.autocast = models, batches, autocast
+        self.members, self.clip = len(models), optim.grad_clip
+        self.device, self.data, self.eval_batch = device, data, eval_batch
+        self.params, self.buffers = stack_module_state(models)  # leaves of shape (K, ...)
+
+        def one_loss(p, b, x, y):
+            return objective(functional_call(base, (p, b), (x,)), x, y)
+
+        self.losses_of = torch.compile(torch.vmap(one_loss)) if compile else torch.vmap(one_loss)
+        self.opt = make_opt(self.params)
+
+    def set_lr(self, lr: float) -> None:
+        set_lr(self.opt, lr)
+
+    def step(self) -> torch.Tensor:
+        xs, ys = zip(*(next(b) for b in self.batches))
+        with self.autocast():
+            losses = self.losses_of(self.params, self.buffers, torch.stack(xs), torch.stack(ys))
+        losses.sum().backward()  # the models share nothing: each gets its own gradient
+        if self.clip:
+            clip_per_model(self.params.values(), self.clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return losses.detach().float()
+
+    def train_losses(self, mean: torch.Tensor) -> list[float]:
+        return mean.tolist()  # the only host sync, once per evaluation
+
+    def evaluate(self, k: int, final: bool = False) -> dict:
+        self._load(k)
+        return evaluate(
+            self.models[k], self.data, self.device, self.autocast, self.eval_batch, final
+        )
+
+    def trained(self, k: int, cfg, spec):
+        self._load(k)
+        return self.models[k]
+
+    @torch.no_grad()
+    def _load(self, k: int) -> None:
+        """Copy the k-th stacked model into ``models[k]`` (for evaluation)."""
+        model = self.models[k]
+        for name, p in model.named_parameters():
+            p.copy_(self.params[name][k])
+        for name, b in model.named_buffers():
+            b.copy_(self.buffers[name][k])
+
+
+def clip_per_model(params, max_norm: float) -> None:
+    """``clip_grad_norm_`` for each of the K stacked models separately, without a host sync."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (K,)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)).to(g.dtype))
