@@ -7,14 +7,9 @@ that loses the sweep. In a process group every rank runs this; only rank 0 write
 
 from __future__ import annotations
 
-import math
-import warnings
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from .. import measure, store
 from ..data import load_data
@@ -24,96 +19,11 @@ from ..studies import compress, distill, mup
 from .batches import Batches
 from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
-from .loggers import open_logger
 from .loop import Checkpoint, Course, run
+from .member import HERE, Member, Resources, now
 from .optim import make_optimizer, peak_lr
-from .parallel import SINGLE, join, wrap
+from .parallel import join, wrap
 from .steppers import Packed, Single
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What the job that runs a point was given: a device and CPU threads (None: the config's)."""
-
-    device: str | None = None
-    threads: int | None = None
-
-
-HERE = Resources()  # the config's own device and threads
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class Member:
-    """One point being trained: its row, history, tracker and files."""
-
-    def __init__(self, spec, folder: Path | None, leader: bool, track: bool = True,
-                 threads: int | None = None):  # fmt: skip
-        cfg = spec.cfg
-        if threads and threads != cfg.trainer.threads:  # the job's share of the cores, recorded
-            cfg = replace(cfg, trainer=replace(cfg.trainer, threads=threads))
-        self.spec, self.folder = spec, folder  # read by every rank (a checkpoint)
-        self.point_dir = folder if leader else None  # written by rank 0 alone
-        tr = cfg.trainer
-        self.row = store.new_row(store.settings_columns(asdict(cfg)), sweep=cfg.sweep,
-                                 family=cfg.model.family, dataset=cfg.data.name, seed=tr.seed,
-                                 batch_size=tr.batch_size, world_size=tr.nproc,
-                                 micro_batch_size=tr.micro_batch, grad_accum=tr.grad_accum,
-                                 torch_version=torch.__version__, started_at=now(),
-                                 point_id=spec.point_id)  # fmt: skip
-        if self.point_dir is not None:
-            yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True)
-            store.atomic_write_text(Path(self.point_dir) / "config.yaml", yaml)
-        self.history: list[dict] = []
-        self.best, self.stale, self.done = math.inf, 0, False
-        self.logger = open_logger(cfg, self.point_dir if track else None, self.row)
-
-    @property
-    def alive(self) -> bool:
-        return not self.done
-
-    def record(self, step, train_loss, metrics, lr, examples, tokens, wall_s) -> None:
-        """One evaluation: a history row, kept, written to history.csv and logged."""
-        self.history.append({"step": step, "train_loss": train_loss, "val_loss": metrics["val_loss"],
-                             "val_accuracy": metrics.get("val_accuracy"), "lr": lr,
-                             "examples": examples, "tokens": tokens, "wall_s": wall_s})  # fmt: skip
-        if self.point_dir is not None:
-            store.write_history(self.point_dir, self.history)
-        self.logger.log(step, self.history[-1])
-        self.row["steps"] = step
-        val = metrics["val_loss"]
-        self.best, self.stale = (val, 0) if val < self.best else (self.best, self.stale + 1)
-
-    def diverge(self, error) -> None:
-        self.finish("diverged", error)
-
-    def finish(self, status: str, error) -> None:
-        row, self.done = self.row, True
-        row["status"] = status
-        if error is not None and not isinstance(error, str):
-            error = f"{type(error).__name__}: {error}"
-        row["error"] = error
-        if status != "ok":
-            row["failed_at_step"] = self.history[-1]["step"] if self.history else 0
-        if self.history and row.get("train_loss") is None:
-            row["train_loss"] = self.history[-1]["train_loss"]
-            row["val_loss"] = self.history[-1]["val_loss"]
-        row["finished_at"] = now()
-        if self.point_dir is not None:
-            if status in store.FAILED:
-                store.checkpoint_path(self.point_dir).unlink(
-                    missing_ok=True
-                )  # a retry starts clean
-            store.write_history(self.point_dir, self.history)
-            store.write_result(self.point_dir, row)
-        try:
-            self.logger.close(row)
-        except Exception as e:  # noqa: BLE001 - the row is written; a tracker's failure must not lose it
-            warnings.warn(
-                f"logger={type(self.logger).__name__}: {type(e).__name__}: {e}", stacklevel=1
-            )
 
 
 def train_point(spec, point_dir: Path | None = None, resources: Resources = HERE) -> dict:
@@ -140,18 +50,7 @@ def train_points(
 
     ``watch(model)``, when given, is called with each model before it trains (to hook it).
     """
-    tr = specs[0].cfg.trainer
-    threads = resources.threads or tr.threads
-    if threads:
-        torch.set_num_threads(threads)
-    group, device = join(tr, resolve_device(resources.device or tr.device))
-    folders = [None if d is None else Path(d) for d in point_dirs]
-    if folders[0] is not None and group.joined:
-        store.clear_failures(folders[0], group.rank)
-    members = [Member(s, f, group.leader, threads=threads) for s, f in zip(specs, folders)]
-    dtype = resolve_dtype(tr.precision, device)
-    for m in members:
-        m.row.update(lr=peak_lr(m.spec.cfg), device=str(device), dtype=dtype)
+    members, group, device, dtype = _members(specs, point_dirs, resources)
 
     def finish_rest(status, error):
         for m in members:
@@ -166,15 +65,33 @@ def train_points(
     except torch.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next point starts with the memory this one held
-        finish_rest(*group.blame("oom", e, folders[0]))
+        finish_rest(*group.blame("oom", e, members[0].folder))
     except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
-        finish_rest(*group.blame("failed", e, folders[0]))
+        finish_rest(*group.blame("failed", e, members[0].folder))
     else:
         finish_rest("ok", None)
     finally:
         if all(m.row["status"] in ("ok", "diverged") for m in members):
             group.leave()  # every rank got here; after a failure peers may be stuck in a collective
     return [m.row for m in members]
+
+
+def _members(specs: list, point_dirs: list, resources: Resources):
+    """The points' rows and files, in this process's place in the group: (members, group,
+    device, dtype)."""
+    tr = specs[0].cfg.trainer
+    threads = resources.threads or tr.threads
+    if threads:
+        torch.set_num_threads(threads)
+    group, device = join(tr, resolve_device(resources.device or tr.device))
+    folders = [None if d is None else Path(d) for d in point_dirs]
+    if folders[0] is not None and group.joined:
+        store.clear_failures(folders[0], group.rank)
+    members = [Member(s, f, group.leader, threads=threads) for s, f in zip(specs, folders)]
+    dtype = resolve_dtype(tr.precision, device)
+    for m in members:
+        m.row.update(lr=peak_lr(m.spec.cfg), device=str(device), dtype=dtype)
+    return members, group, device, dtype
 
 
 def _train(members: list, group, device: torch.device, dtype: str, watch=None) -> None:
@@ -349,4 +266,4 @@ def ensure_teacher(spec, out: Path, resources: Resources = HERE) -> None:
             train_point(teacher, folder, resources)
 
 
-__all__ = ["HERE", "SINGLE", "Member", "Resources", "ensure_teacher", "train_point", "train_points"]
+__all__ = ["HERE", "Member", "Resources", "ensure_teacher", "train_point", "train_points"]

@@ -1,0 +1,267 @@
+"""The commands of ``scale``, one function each: they call the package and print; each returns
+its exit code. Imports are made inside the commands, so that each pays only for what it uses
+(``scale fit`` never imports torch)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_POINTS_FAILED, BadInput
+
+DEFAULT_PRESET = "mlp_width"
+
+
+def _options(args):
+    from .analysis.options import Options
+
+    return Options(**{k: getattr(args, k) for k in Options.__dataclass_fields__})
+
+
+def cmd_sweep(args) -> int:
+    from .config.compose import find_preset
+    from .console import SweepProgress, console, points_table
+    from .launch import launch, pending, write_grid
+    from .planning import plan_sweep
+    from .store import failure_streak, write_results
+
+    name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
+    preset = find_preset(name)
+    out = Path(args.out or Path("outputs") / name).resolve()
+    sweep = plan_sweep(name, preset, overrides, out)  # every point planned: nothing written yet
+    if args.fresh and out.exists():
+        aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(out, aside)
+        console.print(f"moved the old sweep aside to {aside}")
+    write_grid(sweep, "scale sweep " + " ".join([name, *overrides]), preset)
+    todo, jobs = pending(sweep, args.retry_failed)
+    n = len(sweep.specs)
+    console.print(f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {out}")
+    interrupted = False
+    if jobs:
+        try:
+            with SweepProgress(out, [s.entry() for s in todo]):
+                launch(sweep, jobs, args.max_failures)
+        except KeyboardInterrupt:
+            interrupted = True
+            console.print(
+                "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
+            )
+    df = write_results(out)
+    mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
+    console.print(points_table(mine, f"{name}: {len(mine)} points"))
+    _analyse_sweep(out, name, args.bootstrap)
+    counts = mine["status"].value_counts().to_dict()
+    if args.max_failures and failure_streak(out) >= args.max_failures:
+        console.print(
+            f"[red]stopped[/]: {args.max_failures} points failed in a row; the rest stay pending"
+        )
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
+
+
+def _preset_and_overrides(argv: list[str], default: str | None) -> tuple[str | None, list[str]]:
+    """``[PRESET] overrides…``: a first word without ``=`` names a preset."""
+    if argv and "=" not in argv[0]:
+        return argv[0], list(argv[1:])
+    return default, list(argv)
+
+
+def _analyse_sweep(out: Path, name: str, bootstrap: int) -> None:
+    """The end of a sweep: the same analysis as ``scale report``, once 3 sizes have finished."""
+    from .analysis.options import Options
+    from .console import console
+
+    try:
+        _analyse(str(out), Options(bootstrap=bootstrap), name, quiet_if_few=True)
+    except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
+        console.print(f"[red]analysis failed[/]: {type(e).__name__}: {e} "
+                      f"(the results are in {out}/results.csv)")  # fmt: skip
+
+
+def _study(target: str, options, quiet_if_few: bool = False):
+    """Load a study and analyse it: (table, Analysis), or (table, None) when fewer than 3 sizes
+    finished and ``quiet_if_few``; a table unfit for a law is BadInput."""
+    from .analysis.study import analyze
+    from .store import load_table
+
+    o = options
+    table = load_table(target, [o.x, o.y] + [c for c in (o.d, o.c) if c])
+    sizes = table.ok[o.x].nunique()
+    if sizes < 3:
+        if quiet_if_few:
+            return table, None
+        raise BadInput(f"{target} has {sizes} distinct {o.x} values; a law needs 3 or more")
+    try:
+        return table, analyze(table, o)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+
+
+def _analyse(target: str, options, title: str, quiet_if_few: bool = False) -> int:
+    """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
+    from .console import console
+    from .report import terminal, write_all
+
+    table, analysis = _study(target, options, quiet_if_few)
+    if analysis is None:
+        console.print("fewer than 3 sizes finished: no fit yet")
+        return EXIT_OK
+    for item in terminal(analysis, table.all):
+        console.print(item)
+    paths = write_all(table, analysis, title)
+    console.print(f"report: {paths['report_html']}  plots: {table.out / 'plots'}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from rich.markup import escape
+
+    from .config.compose import compose, hydra_context
+    from .console import console, points_table
+    from .launch import train_job
+    from .planning import plan_points
+    from .store import split_variant, write_results
+
+    out = Path(args.out or "outputs/run").resolve()
+    with hydra_context():
+        cfg = compose(args.args, extra=["sweep=run", f"out={out}"])
+        specs = plan_points(cfg, args.args)
+    try:
+        rows = train_job([s for s in specs if s.role != "teacher"], out, again=True)
+    except KeyboardInterrupt:
+        write_results(out)
+        return EXIT_INTERRUPTED
+    df = write_results(out)
+    ours = df["point_id"].map(lambda pid: split_variant(pid)[0]).isin([r["point_id"] for r in rows])
+    console.print(points_table(df[ours], "run"))  # with their compressed variants
+    for row in rows:
+        if row["status"] != "ok":
+            console.print(
+                f"[red]{row['status']}[/] (seed {row['seed']}): {escape(str(row['error']))}"
+            )
+    return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_POINTS_FAILED
+
+
+def cmd_fit(args) -> int:
+    from .console import console
+    from .report import terminal
+    from .store import write_json
+
+    table, analysis = _study(args.targets[0], _options(args))
+    for item in terminal(analysis, table.all):
+        console.print(item)
+    write_json(table.out / "fits.json", analysis.record())
+    console.print(f"saved {table.out / 'fits.json'}")
+    return EXIT_OK
+
+
+def cmd_plot(args) -> int:
+    from .console import console
+    from .report.plots import compare, figures
+    from .store import read_histories
+
+    studies = {}
+    for target in args.targets:
+        table, analysis = _study(target, _options(args))
+        studies[table.out.name] = (table.ok, analysis)
+    if len(args.targets) > 1:
+        paths = compare(studies, Path(args.out or "outputs/compare"))
+    else:
+        histories = read_histories(table.sweep_dir) if table.sweep_dir else None
+        paths = figures(table.ok, analysis, table.out / "plots", histories, title=table.out.name)
+    for path in paths:
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .store import find_study
+
+    path = find_study(args.targets[0])
+    return _analyse(args.targets[0], _options(args), path.stem if path.is_file() else path.name)
+
+
+def cmd_coord_check(args) -> int:
+    from .config.compose import find_preset
+    from .console import console
+    from .planning import coord_specs
+    from .report import COORDS
+    from .report.study_plots import plot_coord_check
+    from .store import atomic_write_text, write_json
+    from .training.coord import coord_check
+
+    name, overrides = _preset_and_overrides(args.args, None)
+    try:
+        widths = [int(w) for w in args.widths.split(",")]
+    except ValueError:
+        raise BadInput(
+            f"--widths takes integers separated by commas, got '{args.widths}'"
+        ) from None
+    preset = find_preset(name) if name else None
+    out = Path(args.out or Path("outputs") / (name or "coord_check") / "plots")
+    specs = coord_specs(overrides, preset, widths, args.steps, args.lr)
+    coords = coord_check(specs)
+    lr = next(iter(specs.values())).cfg.optim.lr
+    atomic_write_text(out / COORDS, coords.to_csv(index=False))
+    write_json(
+        (out / COORDS).with_suffix(".json"), {"steps": args.steps, "lr": lr, "widths": widths}
+    )
+    hidden = [layer for layer in dict.fromkeys(coords["layer"]) if layer != "logits"][-1]
+    for path in plot_coord_check(coords, out / "coord_check", [hidden, "logits"]):
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_ls(args) -> int:
+    from rich.table import Table
+
+    from .console import console
+    from .store import STATUSES, collect
+
+    root = Path(args.root)
+    sweeps = sorted(
+        p for p in root.glob("*") if (p / "grid.json").exists() or (p / "points").is_dir()
+    )
+    if not sweeps:
+        console.print(f"no sweeps under {root}/")
+        return EXIT_OK
+    table = Table(title=f"sweeps under {root}/")
+    statuses = (*STATUSES, "pending")
+    for c in ("sweep", "points", *statuses):
+        table.add_column(c, justify="left" if c == "sweep" else "right")
+    for sweep_dir in sweeps:
+        counts = collect(sweep_dir)["status"].value_counts()
+        table.add_row(
+            sweep_dir.name, str(int(counts.sum())), *(str(int(counts.get(s, 0))) for s in statuses)
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from .console import console, points_table
+    from .store import collect
+
+    path = Path(args.target)
+    if not path.is_dir():
+        path = Path("outputs") / args.target
+    if not path.is_dir():
+        raise BadInput(f"no sweep folder at '{args.target}'")
+    console.print(points_table(collect(path), path.name))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "sweep": cmd_sweep,
+    "run": cmd_run,
+    "fit": cmd_fit,
+    "plot": cmd_plot,
+    "report": cmd_report,
+    "coord-check": cmd_coord_check,
+    "ls": cmd_ls,
+    "show": cmd_show,
+}
