@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
     )
     s.add_argument(
-        "--bootstrap", type=int, default=1000, help="resamples for the end-of-sweep intervals"
+        "--bootstrap",
+        type=int,
+        default=DEFAULTS.bootstrap,
+        help="resamples for the end-of-sweep intervals",
     )
     s.add_argument(
         "--max-failures",

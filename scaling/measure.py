@@ -21,6 +21,8 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
+from .store import atomic_write_text
+
 # attention kernels are counted analytically by the model (see Transformer.uncounted_flops)
 _ATTENTION_OPS = {op: (lambda *args, **kwargs: 0) for op in flop_registry if "attention" in str(op)}
 
@@ -281,7 +283,7 @@ def profiler(on: bool, steps: int, folder, device: torch.device, rank: int, labe
         table = prof.key_averages().table(
             sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=12
         )
-        (out / f"top_ops_rank{rank}.txt").write_text(table + "\n")
+        atomic_write_text(out / f"top_ops_rank{rank}.txt", table + "\n")
         if rank == 0:
             first = wait + warmup + 1
             print(f"[{label}] top operations over steps {first}–{first + active - 1} "

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import itertools
 from importlib.resources import files
 from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -170,8 +170,21 @@ def _parse(overrides: list[str]):
 
 
 def _combinations(overrides: list[str]) -> list[list[str]]:
-    """Every combination of the sweep values in ``overrides`` (Hydra's basic sweeper)."""
-    return BasicSweeper.split_arguments(_parse(overrides), max_batch_size=None)[0]
+    """Every combination of the sweep values in ``overrides``, by Hydra's basic sweeper's
+    rules: a later setting of a key replaces an earlier one; comma lists and ``range()``
+    multiply; interval and choice sweeps (for optimising sweepers) are refused."""
+    lists: dict[str, list[str]] = {}
+    for override in _parse(overrides):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            lists[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            lists[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise BadInput(
+                f"{key}: the basic sweeper takes comma lists and range(), not {override.value_type.name}"
+            )
+    return [list(x) for x in itertools.product(*lists.values())]
 
 
 def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], list[str], object]:

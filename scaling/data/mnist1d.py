@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config.schema import DataConfig
+from ..store import atomic_write
 from .base import cache_dir, classification
 
 POOL = 20_000
@@ -32,9 +33,8 @@ def _generate(n: int, seed: int):
         args = get_dataset_args()
         args.num_samples, args.seed, args.train_split = n, seed, 1.0
         d = make_dataset(args)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, x=d["x"].astype(np.float32), y=d["y"].astype(np.int64))
-        tmp.replace(path)
+        x, y = d["x"].astype(np.float32), d["y"].astype(np.int64)
+        atomic_write(path, lambda f: np.savez(f, x=x, y=y), binary=True)
     with np.load(path) as f:
         return f["x"], f["y"]
 

@@ -63,7 +63,7 @@ def launch(sweep, jobs: list, max_failures: int | None = None) -> None:
         # a job raises only where the runner itself broke (training errors are rows): say so
         for ret in returns or []:
             if ret.status == JobStatus.FAILED:
-                raise ret._return_value
+                _ = ret.return_value  # JobReturn raises the job's exception here
         callbacks.on_multirun_end(config=master, config_name="job")
     finally:
         for f in files:

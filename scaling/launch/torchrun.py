@@ -44,7 +44,7 @@ def launch(spec, point_dir: Path, resources: Resources = HERE) -> dict:
         resources, threads=resources.threads or max(1, (os.cpu_count() or 1) // nproc)
     )
     handoff = point_dir / HANDOFF
-    handoff.write_bytes(pickle.dumps((spec, resources)))
+    store.atomic_write(handoff, lambda f: pickle.dump((spec, resources), f), binary=True)
     command = [sys.executable, "-m", "scaling.launch.torchrun", "torchrun", "--standalone",
                f"--nproc_per_node={nproc}", "-m", "scaling.launch.torchrun", str(handoff), str(point_dir)]  # fmt: skip
     env = os.environ | {"OMP_NUM_THREADS": str(resources.threads)}

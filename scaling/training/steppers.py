@@ -2,7 +2,7 @@
 model (alone, or one process of a DDP/FSDP group) and K packed seeds.
 
 A stepper trains ``members`` models (1, or K packed seeds) and hands the loop their
-losses as one tensor of shape (members,), summed on the device: nothing here waits on
+losses as a tensor that adds into a (members,) sum on the device: nothing here waits on
 the host. The loop (``scaling.training.loop``) is the same for every stepper.
 """
 
@@ -33,7 +33,7 @@ class Single:
         set_lr(self.opt, lr)
 
     def step(self) -> torch.Tensor:
-        """One optimizer step; its loss, detached, as shape (1,)."""
+        """One optimizer step; its loss, detached."""
         x, y = next(self.batches)
         if self.accum == 1:
             with self.autocast():
@@ -53,7 +53,7 @@ class Single:
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
-        return loss.detach().float().reshape(1)
+        return loss.detach().float()  # 0-d: it adds into the loop's (1,) sum
 
     def train_losses(self, mean: torch.Tensor) -> list[float]:
         """The members' mean training losses since the last evaluation (the group's mean)."""
