@@ -86,9 +86,7 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
         for point in grid:
             cfg = composing.compose(point, preset, [f"sweep={name}", f"out={out}"])
             check_tasks(cfg, launcher)
-            planned = plan_points(
-                cfg, point, composing.label(point, varying), preset, shapes, remote
-            )
+            planned = plan_points(cfg, point, composing.label(point, varying), shapes, remote)
             job = [s for s in planned if s.point_id not in seen and s.role != "teacher"]
             for s in planned:
                 if s.point_id not in seen:
@@ -117,19 +115,18 @@ def check_tasks(cfg, launcher: dict) -> None:
 # ---------------------------------------------------------------- one point
 
 
-def plan_points(cfg: Config, point=(), label: str = "default", preset: Path | None = None,
-                shapes: dict | None = None, remote: bool = False) -> list[PointSpec]:  # fmt: skip
+def plan_points(cfg: Config, point=(), label: str = "default", shapes: dict | None = None,
+                remote: bool = False) -> list[PointSpec]:  # fmt: skip
     """The planned points of one composed config: its teacher (when the study trains it), then
-    the point itself, or one point per seed of its pack. Must run inside ``hydra_context()``
-    when the study trains a teacher."""
+    the point itself, or one point per seed of its pack."""
     shapes = {} if shapes is None else shapes
     teacher = None
     if cfg.distill.trains_teacher:
-        over = composing.teacher_overrides(cfg, list(point))
-        teacher_cfg = composing.compose(over, preset, [f"sweep={cfg.sweep}", f"out={cfg.out}"])
         own = list(cfg.distill.teacher_overrides)
         name = "teacher " + composing.label(own, {composing.key_of(o) for o in own})
-        teacher = plan_point(teacher_cfg, own, name, shapes, remote, role="teacher")
+        teacher = plan_point(
+            composing.teacher_config(cfg), own, name, shapes, remote, role="teacher"
+        )
     one = plan_point(cfg, point, label, shapes, remote, teacher=teacher)
     if cfg.trainer.pack_seeds == 1:
         return [s for s in (teacher, replace(one, job=one.point_id)) if s is not None]

@@ -261,21 +261,20 @@ def typed(cfg, overrides: list[str] = ()) -> Config:
     return obj
 
 
-def teacher_overrides(cfg, point: list[str]) -> list[str]:
-    """The overrides that compose a student's teacher (``distill.teacher_overrides``): the
-    student's own, with the study's parts turned off, then the teacher's settings."""
-    off = {
-        "distill.alpha": "0",
-        "trainer.save_model": "true",
-        "trainer.pack_seeds": "1",
-        "compress": "none",
-    }
-    own = [
-        o
-        for o in point
-        if key_of(o) not in off and not key_of(o).startswith(("distill.", "compress."))
-    ]
-    return own + [f"{k}={v}" for k, v in off.items()] + list(cfg.distill.teacher_overrides)
+def teacher_config(student: Config) -> Config:
+    """A student's teacher: its config with ``distill.teacher_overrides`` applied and the study's
+    parts off (no distillation, no compression, no packing, the model saved)."""
+    node = OmegaConf.structured(student)
+    overrides = list(student.distill.teacher_overrides)
+    try:
+        for override in _parse(overrides):
+            OmegaConf.update(node, override.key_or_group, override.value(), merge=False)
+    except OmegaConfBaseException as e:
+        raise BadInput(f"distill.teacher_overrides: {str(e).splitlines()[0]}") from None
+    node.distill.alpha, node.distill.teacher_overrides = 0.0, None
+    node.trainer.save_model, node.trainer.pack_seeds = True, 1
+    node.compress.method, node.compress.levels = "none", []
+    return typed(node, overrides)
 
 
 # ---------------------------------------------------------------- errors
