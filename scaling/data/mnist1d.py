@@ -26,10 +26,11 @@ class Config(DataConfig):
 
 
 def _generate(n: int, seed: int):
-    from mnist1d.data import get_dataset_args, make_dataset  # imports torch-free numpy code only
-
     path = cache_dir() / f"mnist1d_n{n}_seed{seed}.npz"
     if not path.exists():
+        # the package takes a second to import: only when the cache misses
+        from mnist1d.data import get_dataset_args, make_dataset
+
         args = get_dataset_args()
         args.num_samples, args.seed, args.train_split = n, seed, 1.0
         d = make_dataset(args)
