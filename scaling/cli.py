@@ -21,28 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sweep", help="train every point of a preset's grid")
-    s.add_argument(
-        "args", nargs="*", help="[PRESET] then Hydra overrides (key=value, comma lists, range())"
-    )
-    s.add_argument("--out", help="sweep folder (default: outputs/PRESET)")
-    s.add_argument("--fresh", action="store_true", help="move the old folder aside and start over")
-    s.add_argument(
-        "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
-    )
-    s.add_argument(
-        "--bootstrap",
-        type=int,
-        default=DEFAULTS.bootstrap,
-        help="resamples for the end-of-sweep intervals",
-    )
-    s.add_argument(
-        "--max-failures",
-        type=int,
-        default=None,
-        metavar="N",
-        help="stop after N points in a row fail",
-    )
+    _sweep_parser(sub.add_parser("sweep", help="train every point of a preset's grid"))
 
     r = sub.add_parser("run", help="train one point")
     r.add_argument("args", nargs="*", help="Hydra overrides")
@@ -75,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="the points of one sweep")
     show.add_argument("target")
     return p
+
+
+def _sweep_parser(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "args", nargs="*", help="[PRESET] then Hydra overrides (key=value, comma lists, range())"
+    )
+    s.add_argument("--out", help="sweep folder (default: outputs/PRESET)")
+    s.add_argument("--fresh", action="store_true", help="move the old folder aside and start over")
+    s.add_argument(
+        "--retry-failed", action="store_true", help="also re-run failed, oom and diverged points"
+    )
+    s.add_argument("--bootstrap", type=int, default=DEFAULTS.bootstrap,
+                   help="resamples for the end-of-sweep intervals")  # fmt: skip
+    s.add_argument("--max-failures", type=int, default=None, metavar="N",
+                   help="stop after N points in a row fail")  # fmt: skip
 
 
 def _analysis_options(p: argparse.ArgumentParser) -> None:

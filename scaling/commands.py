@@ -20,7 +20,7 @@ def _options(args):
 
 
 def cmd_sweep(args) -> int:
-    from .config.compose import find_preset
+    from .config.presets import find_preset
     from .console import SweepProgress, console, points_table
     from .launch import launch, pending, write_grid
     from .planning import plan_sweep
@@ -186,7 +186,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_coord_check(args) -> int:
-    from .config.compose import find_preset
+    from .config.presets import find_preset
     from .console import console
     from .planning import coord_specs
     from .report import COORDS

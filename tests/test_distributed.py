@@ -177,7 +177,7 @@ def test_an_fsdp_checkpoint_resumes_in_one_process(point, tmp_path, monkeypatch)
 
 def test_a_scheduler_points_devices_are_not_this_machines(in_tmp):
     """A Slurm sweep is planned on a login node: its GPUs are on the compute nodes."""
-    from scaling.config.compose import find_preset
+    from scaling.config.presets import find_preset
     from scaling.errors import BadInput
     from scaling.planning import plan_sweep
 

@@ -1,6 +1,6 @@
 import pytest
 
-from scaling.config.compose import find_preset, packaged_sweeps
+from scaling.config.presets import find_preset, packaged_sweeps
 from scaling.planning import plan_sweep
 
 PRESETS = sorted(p.stem for p in packaged_sweeps().glob("*.yaml"))

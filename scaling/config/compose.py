@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..data import SOURCES
 from ..errors import BadInput
 from ..models import FAMILIES, size_fields
+from .presets import preset_overrides
 from .schema import (
     CompressConfig,
     Config,
@@ -70,35 +71,6 @@ def register() -> None:
 
 
 register()
-
-
-# ---------------------------------------------------------------- presets
-
-
-def packaged_sweeps() -> Path:
-    return Path(str(files("scaling.sweeps")))
-
-
-def preset_names() -> list[str]:
-    names = {p.stem for p in packaged_sweeps().glob("*.yaml")}
-    names |= {p.stem for p in Path("sweeps").glob("*.yaml")}
-    return sorted(names)
-
-
-def find_preset(name: str) -> Path:
-    """``./sweeps/NAME.yaml`` first, then the packaged presets."""
-    for root in (Path("sweeps"), packaged_sweeps()):
-        path = root / f"{name}.yaml"
-        if path.is_file():
-            return path.resolve()
-    raise BadInput(f"unknown sweep preset '{name}'; choose from: {', '.join(preset_names())}")
-
-
-def preset_overrides(preset: Path | None) -> list[str]:
-    """Overrides that load a preset file: its folder's parent on the search path, ``+sweeps=NAME``."""
-    if preset is None:
-        return []
-    return [f"hydra.searchpath=[file://{preset.parent.parent}]", f"+sweeps={preset.stem}"]
 
 
 _depth = 0  # hydra_context blocks open: inner ones use the outer one's Hydra

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import store
-from ..config.compose import find_preset
+from ..config.presets import find_preset
 from ..planning import plan_sweep
 from .hydra import launch
 from .jobs import pending, train_job, train_point, write_grid
