@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .store import last_history, point_folder, read_result
+from .store import last_history, point_folder, read_result, split_variant
 
 console = Console()
 err_console = Console(stderr=True)
@@ -101,7 +101,7 @@ class SweepProgress:
 TABLE_COLUMNS = {  # column -> (header, format)
     "point_id": (
         "id",
-        lambda v: str(v)[:8] + "~" + str(v).partition("~")[2] if "~" in str(v) else str(v)[:8],
+        lambda v: "~".join(filter(None, (split_variant(v)[0][:8], split_variant(v)[1]))),
     ),
     "status": ("status", None),
     "params": ("N", lambda v: f"{int(v):,}"),

@@ -12,6 +12,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import NullFormatter
 
 from ..analysis.transfer import LR, NAMES, PAR, scores, transfer_table, width_column
+from ..store import split_variant
 from .plots import _loglog, _save, label
 
 MARKERS = {"none": "o", "prune": "^", "quantize": "s", "cast": "D"}
@@ -46,7 +47,7 @@ def accuracy_vs_bytes(df, out_dir: Path, title: str | None = None) -> list[Path]
 
 def loss_vs_sparsity(df, out_dir: Path, title: str | None = None) -> list[Path]:
     """Validation loss of each size as more of its weights are pruned (0: as trained)."""
-    d = df.assign(base=df["point_id"].str.partition("~")[0])
+    d = df.assign(base=df["point_id"].map(lambda pid: split_variant(pid)[0]))
     d = d[d["compression"].isin(["none", "prune"])]
     d = d.assign(sparsity=d["sparsity"].where(d["compression"] == "prune", 0.0))
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
