@@ -90,9 +90,7 @@ class SweepProgress:
             elif p["point_id"] not in self.finished and running is None:
                 last = last_history(point_dir)
                 if last is not None:
-                    running = (
-                        f"{p['label']}  step {last['step']}  val_loss {float(last['val_loss']):.4f}"
-                    )
+                    running = f"{p['label']}  step {int(last['step'])}  val_loss {float(last['val_loss']):.4f}"
         self.progress.update(
             self.task, completed=len(self.finished), description=running or "running"
         )

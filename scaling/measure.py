@@ -1,11 +1,12 @@
 """Parameter counts, FLOPs, memory, model bytes and MFU.
 
 FLOPs are floating-point operations, a multiply-add counting 2, for one
-training step (forward + backward), counted by ``torch.utils.flop_counter`` on
-the real batch. Where the counter sees nothing (inside ``nn.LSTM``; fused GRU
-kernels; scaled-dot-product attention on some devices) the model names the
-modules or ops to leave out and counts them analytically, so the measured
-number never depends on the device.
+training step (forward + backward), counted by ``torch.utils.flop_counter`` for the
+real batch shape: when a point is planned, on a fake model (``planned_flops``), as
+the CPU would run it. Where the counter sees nothing (inside ``nn.LSTM``; fused GRU
+kernels; scaled-dot-product attention on some devices) the model names the modules
+or ops to leave out and counts them analytically, so the number never depends on
+the device.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ class Sweep:
     specs: list  # every point, a study's teacher included
     jobs: list  # lists of points trained together (one, or a pack's seeds)
     hydra_overrides: list  # what configures Hydra itself (the launcher)
-    launcher: dict = field(default_factory=dict)
-    callbacks: dict = field(default_factory=dict)
+    launcher: dict = field(default_factory=dict)  # the launcher's settings, for the checks
     remote: bool = False  # the points run on a scheduler's machines, not this one
+    preset: Path | None = None  # the preset's file
 
 
 # ---------------------------------------------------------------- a sweep
@@ -94,8 +94,7 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
                     specs.append(s)
             if job:
                 jobs.append(job)
-    return Sweep(name, Path(out), specs, jobs, hydra_over, launcher,
-                 composing.to_container(hydra.callbacks), remote)  # fmt: skip
+    return Sweep(name, Path(out), specs, jobs, hydra_over, launcher, remote, preset)
 
 
 def check_tasks(cfg, launcher: dict) -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -69,6 +70,31 @@ def test_user_preset_in_working_directory_is_found_first(in_tmp):
     assert main(["sweep", "mine", *TINY]) == 0
     df = pd.read_csv(in_tmp / "outputs" / "mine" / "results.csv")
     assert set(df["dataset"]) == {"digits"} and len(df) == 2
+
+
+PRESET_WITH_HYDRA_SETTINGS = """# @package _global_
+defaults:
+  - override /model: faulty
+  - override /hydra/launcher: local
+hydra:
+  job:
+    env_set:
+      SCALING_FAULT: raise@1:width=8
+  sweeper:
+    params:
+      model.width: 4,8
+"""
+
+
+def test_a_presets_hydra_settings_reach_its_jobs(in_tmp):
+    """A preset may choose the launcher (the command line then sets its fields) and the jobs'
+    environment; every job gets them, though the jobs' configs are not composed again."""
+    (in_tmp / "sweeps").mkdir()
+    (in_tmp / "sweeps" / "mine.yaml").write_text(PRESET_WITH_HYDRA_SETTINGS)
+    assert main(["sweep", "mine", *TINY, "hydra.launcher.n_jobs=1", "--bootstrap", "0"]) == 1
+    df = pd.read_csv(in_tmp / "outputs" / "mine" / "results.csv").set_index("model.width")
+    assert df.loc[8, "status"] == "failed" and "boom" in df.loc[8, "error"]  # the preset's env_set
+    assert df.loc[4, "status"] == "ok" and df.loc[4, "trainer.threads"] == os.cpu_count()  # 1 job
 
 
 def test_explicit_points_pair_settings(in_tmp):

@@ -54,6 +54,16 @@ def test_two_gloo_processes_give_the_single_process_row(in_tmp):
 
 
 @pytest.mark.slow
+def test_a_study_trains_its_teacher_as_a_group_too(in_tmp):
+    """The teacher inherits the student's processes: both run under torchrun."""
+    teacher = "distill.teacher_overrides=['model.width=64']"
+    assert main(["run", *MLP, "distill.alpha=0.5", teacher, "trainer.nproc=2", "--out", "d"]) == 0
+    rows = [json.loads(p.read_text()) for p in (in_tmp / "d").glob("points/*/result.json")]
+    assert sorted((r["model.width"], r["world_size"], r["status"]) for r in rows) == [
+        (32, 2, "ok"), (64, 2, "ok")]  # fmt: skip
+
+
+@pytest.mark.slow
 def test_fsdp_with_accumulation_matches_one_process(compose, tmp_path, point):
     """The issue's K=1 vs K=2 check on the tiny MLP, through FSDP2 and 2 micro-batches per rank."""
     one = train_point(point(*MLP, tiny=False), tmp_path / "one")

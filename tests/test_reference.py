@@ -14,6 +14,8 @@ ASSET = Path(__file__).parent / "assets" / "reference_losses.json"
 CONFIGS = {
     "mlp_mnist1d": ["model=mlp", "model.width=16", "data.train_size=2000"],
     "transformer_text": ["model=transformer", "model.size=debug", "data=text", "data.seq_len=32"],
+    # generating the teacher's data draws from the global RNG: the seed must come first
+    "mlp_teacher": ["model=mlp", "model.width=16", "data=teacher", "data.train_size=2000"],
 }
 WORDS = "the loss falls as a power of the model size until data or compute runs out".split()
 

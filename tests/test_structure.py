@@ -16,6 +16,8 @@ PACKAGE = Path(scaling.__file__).parent
 
 
 def test_a_sweep_composes_validates_and_hashes_each_point_once(in_tmp, monkeypatch):
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
     calls = {"compose": 0, "validate": 0, "hash": 0}
 
     def counted(name, fn):
@@ -25,12 +27,14 @@ def test_a_sweep_composes_validates_and_hashes_each_point_once(in_tmp, monkeypat
 
         return wrapper
 
-    monkeypatch.setattr(composing, "hydra_compose", counted("compose", composing.hydra_compose))
+    # every composition, whoever asks for it (the planner, the launcher, a job)
+    load = ConfigLoaderImpl.load_configuration
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted("compose", load))
     monkeypatch.setattr(composing, "validate", counted("validate", composing.validate))
     monkeypatch.setattr(store, "point_id", counted("hash", store.point_id))
     assert main(["sweep", "model.width=4,8,12,16", *TINY, "--bootstrap", "0"]) == 0
-    # one composition expands the grid; then each of the 4 points once, in the planning process
-    assert calls == {"compose": 1 + 4, "validate": 4, "hash": 4}
+    # the grid's expansion, each of the 4 points once, and the launcher's config of the sweep
+    assert calls == {"compose": 1 + 4 + 1, "validate": 4, "hash": 4}
 
 
 def test_analysis_works_on_any_table_without_torch():

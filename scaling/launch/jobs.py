@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import store
 from ..training.parallel import in_group
-from ..training.runner import HERE, Resources, ensure_teacher, train_points
+from ..training.runner import HERE, Resources, train_points
 from . import torchrun
 
 
@@ -55,3 +55,17 @@ def write_grid(sweep, command: str, preset: Path | None) -> None:
     sweep.out.mkdir(parents=True, exist_ok=True)
     store.write_grid(sweep.out, sweep.name, [s.entry() for s in sweep.specs], command,
                      preset.read_text() if preset else "")  # fmt: skip
+
+
+def ensure_teacher(spec, out: Path, resources: Resources = HERE) -> None:
+    """Train the study's teacher of ``spec`` unless it is saved already (as a process group
+    when it is one); concurrent students wait for it."""
+    teacher = spec.teacher
+    if teacher is None:
+        return
+    folder = store.point_folder(out, teacher.point_id)
+    with store.lock(folder / ".teacher.lock"):
+        done = store.read_result(folder)
+        if not (done and done["status"] == "ok" and store.model_path(folder).is_file()):
+            print(f"[{spec.cfg.sweep}] training the teacher first", flush=True)
+            train_point(teacher, folder, resources)

@@ -66,7 +66,7 @@ def launch(spec, point_dir: Path, resources: Resources = HERE) -> dict:
         if row is None:  # rank 0 was killed (by torchrun, after another rank failed) or crashed
             if status != "interrupted":
                 status, error = store.first_failure(point_dir) or (status, error)
-            member = Member(spec, point_dir, leader=True, track=False)
+            member = Member(spec, point_dir, leader=True, track=False, threads=resources.threads)
             member.finish(status or "failed", error or "rank 0 wrote no result")
             row = member.row
         store.clear_failures(point_dir)

@@ -25,7 +25,7 @@ COLUMNS = [
     "flops_recompute_per_step",
     "device", "dtype", "torch_version", "started_at", "finished_at",
 ]  # fmt: skip
-STATUSES = ("ok", "diverged", "oom", "failed", "interrupted")
+STATUSES = ("ok", "failed", "oom", "diverged", "interrupted")
 FAILED = ("failed", "diverged", "oom")  # retried only when asked
 HISTORY_COLUMNS = ("step", "train_loss", "val_loss", "val_accuracy", "lr", "examples", "tokens",
                    "wall_s")  # fmt: skip

@@ -31,9 +31,9 @@ def write_grid(
     out: Path, name: str, points: list[dict], command: str = "", preset: str = ""
 ) -> None:
     """grid.json: this sweep's points added to those already in the folder, the command and
-    the preset's text. A point is ``point_id``, ``overrides``, ``label``, ``params`` and
-    ``job``: the job that trains it (several seeds of a pack share one; a study's teacher
-    has ``trained_by``, the job of its first student, instead)."""
+    the preset's text. A point is ``point_id``, ``overrides``, ``label``, ``params``,
+    ``role`` (point, packed: a seed trained with others, teacher: trained by its first
+    student) and ``job`` (the first point of the job that trains it; none for a teacher)."""
     ids = {p["point_id"] for p in points}
     old = [p for p in read_grid(out) if p["point_id"] not in ids]
     write_json(Path(out) / "grid.json",

@@ -1,12 +1,13 @@
 """The one training loop, for a single model, a process group and packed seeds alike.
 
-seed → data → model → optimizer are the runner's (``scaling.training.runner``); here is
-``lr_at(step)`` → step → evaluate → checkpoint, with a stepper (``steppers``) taking the
-steps. Losses are summed on the device and read once per evaluation: no host sync between.
+The runner (``scaling.training.runner``) seeds, loads the data, builds the model and its
+optimizer; here is ``lr_at(step)`` → step → evaluate → checkpoint, with a stepper
+(``steppers``) taking the steps. Losses are summed on the device and read once per evaluation: no host sync between.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -48,12 +49,19 @@ def run(stepper, members: list, course: Course, checkpoint=None, profiler=None) 
     the last step and the training time (evaluations not counted).
 
     Each member records its evaluations (``member.record``); one whose loss is not finite
-    is finished as diverged (``member.diverge``) while the others go on.
+    is finished as diverged (``member.diverge``) while the others go on. ``profiler(steps)``
+    makes the profiler for the steps left after a resumed checkpoint.
     """
     loss_sum = torch.zeros(stepper.members, device=stepper.device)
     progress = Progress()
     if checkpoint is not None:
         checkpoint.resume(stepper, members, loss_sum, progress)
+    with profiler(course.steps - progress.step) if profiler else contextlib.nullcontext() as prof:
+        _steps(stepper, members, course, checkpoint, prof, loss_sum, progress)
+    return progress
+
+
+def _steps(stepper, members, course, checkpoint, profiler, loss_sum, progress) -> None:
     t0 = time.perf_counter()
     for step in range(progress.step + 1, course.steps + 1):
         lr = lr_at(step - 1, course.steps, course.optim, course.peak_lr)
@@ -71,7 +79,6 @@ def run(stepper, members: list, course: Course, checkpoint=None, profiler=None) 
             t0 = time.perf_counter()
         if checkpoint is not None and checkpoint.due(step, course.steps):
             checkpoint.save(stepper, members, loss_sum, progress, time.perf_counter() - t0)
-    return progress
 
 
 def _evaluate(stepper, members, mean_loss, lr, progress, course) -> bool:
@@ -88,7 +95,7 @@ def _evaluate(stepper, members, mean_loss, lr, progress, course) -> bool:
             member.diverge(Diverged(f"loss is {losses[k]} at step {step}"))
     if not any(m.alive for m in members):
         return True
-    patience = course.early_stop_patience
+    patience = course.early_stop_patience  # one model only: packs refuse early stopping
     if patience and members[0].stale >= patience:
         print(f"[{course.label}] early stop at step {step}: no improvement in "
               f"{members[0].stale} evals", flush=True)  # fmt: skip

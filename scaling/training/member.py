@@ -34,10 +34,12 @@ class Member:
     """One point being trained: its row, history, tracker and files."""
 
     def __init__(self, spec, folder: Path | None, leader: bool, track: bool = True,
-                 threads: int | None = None):  # fmt: skip
+                 threads: int | None = None, device: str | None = None):  # fmt: skip
         cfg = spec.cfg
-        if threads and threads != cfg.trainer.threads:  # the job's share of the cores, recorded
-            cfg = replace(cfg, trainer=replace(cfg.trainer, threads=threads))
+        # what the job was given (its share of the cores, its GPU) is recorded as its settings
+        given = {k: v for k, v in (("threads", threads), ("device", device)) if v}
+        if given:
+            cfg = replace(cfg, trainer=replace(cfg.trainer, **given))
         self.spec, self.folder = spec, folder  # read by every rank (a checkpoint)
         self.point_dir = folder if leader else None  # written by rank 0 alone
         tr = cfg.trainer

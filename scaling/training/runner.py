@@ -37,8 +37,9 @@ def train_point(spec, point_dir: Path | None = None, resources: Resources = HERE
 
     Returns:
         The row. Exceptions become rows with status ``failed``, ``oom`` or ``diverged``;
-        Ctrl-C writes an ``interrupted`` row and is raised again. In a process group
-        (``trainer.nproc``, started by ``scaling.launch``) every rank returns its row.
+        Ctrl-C writes an ``interrupted`` row and is raised again. A process-group point
+        (``trainer.nproc``) runs here in each of its processes, which ``scaling.launch``
+        starts (``scaling.launch.train_point`` does when needed); each returns its row.
     """
     return train_points([spec], [point_dir], resources)[0]
 
@@ -87,7 +88,10 @@ def _members(specs: list, point_dirs: list, resources: Resources):
     folders = [None if d is None else Path(d) for d in point_dirs]
     if folders[0] is not None and group.joined:
         store.clear_failures(folders[0], group.rank)
-    members = [Member(s, f, group.leader, threads=threads) for s, f in zip(specs, folders)]
+    given = resources.device or (str(device) if group.joined and device.type == "cuda" else None)
+    members = [
+        Member(s, f, group.leader, threads=threads, device=given) for s, f in zip(specs, folders)
+    ]
     dtype = resolve_dtype(tr.precision, device)
     for m in members:
         m.row.update(lr=peak_lr(m.spec.cfg), device=str(device), dtype=dtype)
@@ -97,10 +101,12 @@ def _members(specs: list, point_dirs: list, resources: Resources):
 def _train(members: list, group, device: torch.device, dtype: str, watch=None) -> None:
     spec, cfg = members[0].spec, members[0].spec.cfg
     tr = cfg.trainer
+    seed_everything(tr.seed)  # before the data: generating some (data=teacher) draws from it
     data = load_data(cfg.data)
     models = []
-    for m in members:  # each seed's initialisation, as its own run would draw it
-        seed_everything(m.spec.cfg.trainer.seed)
+    for m in members:  # each packed seed's initialisation, as its own run would draw it
+        if len(members) > 1:
+            seed_everything(m.spec.cfg.trainer.seed)
         models.append(build_model(m.spec.cfg.model, data.spec).to(device))
         if watch is not None:
             watch(models[-1])
@@ -123,14 +129,15 @@ def _train(members: list, group, device: torch.device, dtype: str, watch=None) -
         checkpoint = Checkpoint(path, tr.checkpoint_every, group, cfg.sweep)
     course = Course(spec.steps, cfg.optim, peak_lr(cfg), tr.eval_interval, tr.early_stop_patience,
                     tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep)  # fmt: skip
-    profiler = measure.profiler(
-        tr.profile, spec.steps, members[0].folder, device, group.rank, cfg.sweep
-    )
-    with measure.PeakMemory(device) as mem, profiler:
+
+    def profiler(steps_left: int):
+        return measure.profiler(
+            tr.profile, steps_left, members[0].folder, device, group.rank, cfg.sweep
+        )
+
+    with measure.PeakMemory(device) as mem:
         progress = run(stepper, members, course, checkpoint, profiler)
-    if checkpoint is not None:
-        checkpoint.remove()  # the point is done: its result replaces the checkpoint
-    _finish_training(members, stepper, data, progress, mem.peak, group, device, dtype)
+    _finish_training(members, stepper, data, progress, mem.peak, group, device, dtype, checkpoint)
 
 
 def _stepper(members, models, data, objective, group, device, dtype):
@@ -192,25 +199,28 @@ def _planned_fields(spec, data, teacher, device) -> dict:
             "flops_recompute_per_step": flops["recompute"], "flops_teacher_per_step": teacher_flops}  # fmt: skip
 
 
-def _finish_training(members, stepper, data, progress, peak_memory, group, device, dtype) -> None:
-    """Each living member's final evaluation, totals and what follows training."""
+def _finish_training(members, stepper, data, progress, peak_memory, group, device, dtype,
+                     checkpoint=None) -> None:  # fmt: skip
+    """Each living member's final evaluation, totals and what follows training; the checkpoint
+    goes once the final evaluation is done (its result replaces it)."""
     spec, step, train_time = members[0].spec, progress.step, progress.train_time
     flops_per_step = spec.flops["total"]
     d = step * spec.examples_per_step
-    k_alive = len(members)  # the pack's throughput is all of its seeds'
-    for k, m in enumerate(members):
-        if not m.alive:
-            continue
-        final = stepper.evaluate(k, final=True)
+    K = len(members)  # a pack's throughput and MFU are all of its seeds' (as trained, diverged too)
+    finals = {k: stepper.evaluate(k, final=True) for k, m in enumerate(members) if m.alive}
+    if checkpoint is not None:
+        checkpoint.remove()
+    for k, final in finals.items():
+        m = members[k]
         m.row.update(final)
         m.row.update(
             steps=step, train_examples=step * spec.cfg.trainer.batch_size,
             train_tokens=d if spec.task == "lm" else None, flops_total=flops_per_step * step,
             flops_6nd=6 * spec.params["nonembedding"] * d, wall_time_s=train_time,
-            throughput=k_alive * d / train_time if train_time > 0 else None,
+            throughput=K * d / train_time if train_time > 0 else None,
             train_loss=m.history[-1]["train_loss"], best_val_loss=min(m.best, final["val_loss"]),
             peak_memory_bytes=peak_memory,
-            mfu=measure.mfu(k_alive * flops_per_step * step, train_time, device, dtype, group.world),
+            mfu=measure.mfu(K * flops_per_step * step, train_time, device, dtype, group.world),
         )  # fmt: skip
         m.row.update(data.info)
         whole = stepper.trained(k, m.spec.cfg, data.spec)
@@ -253,17 +263,4 @@ def _compressed_row(model, data, cfg, base: dict, level, device, batch: int) -> 
     return row
 
 
-def ensure_teacher(spec, out: Path, resources: Resources = HERE) -> None:
-    """Train the study's teacher of ``spec`` unless it is saved already; concurrent students wait."""
-    teacher = spec.teacher
-    if teacher is None:
-        return
-    folder = store.point_folder(out, teacher.point_id)
-    with store.lock(folder / ".teacher.lock"):
-        done = store.read_result(folder)
-        if not (done and done["status"] == "ok" and store.model_path(folder).is_file()):
-            print(f"[{spec.cfg.sweep}] training the teacher first", flush=True)
-            train_point(teacher, folder, resources)
-
-
-__all__ = ["HERE", "Member", "Resources", "ensure_teacher", "train_point", "train_points"]
+__all__ = ["HERE", "Member", "Resources", "train_point", "train_points"]
