@@ -85,6 +85,10 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=D.bootstrap,
                    help=f"resamples for 95%% intervals (default: {D.bootstrap})")  # fmt: skip
     p.add_argument("--seed", type=int, default=D.seed, help="seed of the bootstrap")
+    p.add_argument("--tolerance", type=float, default=D.tolerance,
+                   help=f"the prediction of held-out sizes passes within this relative error (default: {D.tolerance})")  # fmt: skip
+    p.add_argument("--group", default=D.group, metavar="COL",
+                   help="fit one law per value of this column (a training set, a recipe)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,48 +71,64 @@ def _preset_and_overrides(argv: list[str], default: str | None) -> tuple[str | N
 
 
 def _analyse_sweep(out: Path, name: str, bootstrap: int) -> None:
-    """The end of a sweep: the same analysis as ``scale report``, once 3 sizes have finished."""
+    """The end of a sweep: the same analysis as ``scale report`` (a law once enough sizes finished)."""
     from .analysis.options import Options
     from .console import console
 
     try:
-        _analyse(str(out), Options(bootstrap=bootstrap), name, quiet_if_few=True)
+        _analyse(str(out), Options(bootstrap=bootstrap), name, need_law=False)
     except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
         console.print(f"[red]analysis failed[/]: {type(e).__name__}: {e} "
                       f"(the results are in {out}/results.csv)")  # fmt: skip
 
 
-def _study(target: str, options, quiet_if_few: bool = False):
-    """Load a study and analyse it: (table, Analysis), or (table, None) when fewer than 3 sizes
-    finished and ``quiet_if_few``; a table unfit for a law is BadInput."""
-    from .analysis.study import analyze
+def _study(target: str, options, need_law: bool = True):
+    """Load a study and analyse it: (table, Analysis), or (table, {value: Analysis}) with
+    ``options.group``. A table unfit for analysis is BadInput; so is one too small for a law
+    when ``need_law``."""
+    from .analysis.study import analyze, analyze_by
     from .store import load_table
 
     o = options
-    table = load_table(target, [o.x, o.y] + [c for c in (o.d, o.c) if c])
-    sizes = table.ok[o.x].nunique()
-    if sizes < 3:
-        if quiet_if_few:
-            return table, None
-        raise BadInput(f"{target} has {sizes} distinct {o.x} values; a law needs 3 or more")
+    needed = [o.x, o.y] + [c for c in (o.d, o.c) if c]
+    table = load_table(target, needed)
     try:
-        return table, analyze(table, o)
+        analysis = analyze_by(table, o.group, o) if o.group else analyze(table, o)
     except ValueError as e:
         raise BadInput(str(e)) from None
+    if need_law and not any(a.fits for a in _each(analysis)):
+        why = next(
+            (n for a in _each(analysis) for n in a.notes if "no law is fitted" in n), "no law"
+        )
+        raise BadInput(f"{target}: {why}")
+    return table, analysis
 
 
-def _analyse(target: str, options, title: str, quiet_if_few: bool = False) -> int:
+def _each(analysis) -> list:
+    return list(analysis.values()) if isinstance(analysis, dict) else [analysis]
+
+
+def _print_analysis(table, analysis, group: str | None) -> None:
+    from .console import console
+    from .report import terminal
+
+    parts = analysis.items() if isinstance(analysis, dict) else [(None, analysis)]
+    for value, one in parts:
+        if value is not None:
+            console.rule(f"{group} = {value}")
+        rows = table.all if value is None else table.all[table.all[group] == value]
+        for item in terminal(one, rows):
+            console.print(item)
+
+
+def _analyse(target: str, options, title: str, need_law: bool = True) -> int:
     """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
     from .console import console
-    from .report import terminal, write_all
+    from .report import write_all
 
-    table, analysis = _study(target, options, quiet_if_few)
-    if analysis is None:
-        console.print("fewer than 3 sizes finished: no fit yet")
-        return EXIT_OK
-    for item in terminal(analysis, table.all):
-        console.print(item)
-    paths = write_all(table, analysis, title)
+    table, analysis = _study(target, options, need_law)
+    _print_analysis(table, analysis, options.group)
+    paths = write_all(table, analysis, title, options.group)
     console.print(f"report: {paths['report_html']}  plots: {table.out / 'plots'}")
     return EXIT_OK
 
@@ -148,28 +164,33 @@ def cmd_run(args) -> int:
 
 def cmd_fit(args) -> int:
     from .console import console
-    from .report import terminal
     from .store import write_json
 
-    table, analysis = _study(args.targets[0], _options(args))
-    for item in terminal(analysis, table.all):
-        console.print(item)
-    write_json(table.out / "fits.json", analysis.record())
+    options = _options(args)
+    table, analysis = _study(args.targets[0], options)
+    _print_analysis(table, analysis, options.group)
+    record = ({"group": options.group, "groups": {str(k): a.record() for k, a in analysis.items()}}
+              if isinstance(analysis, dict) else analysis.record())  # fmt: skip
+    write_json(table.out / "fits.json", record)
     console.print(f"saved {table.out / 'fits.json'}")
     return EXIT_OK
 
 
 def cmd_plot(args) -> int:
     from .console import console
+    from .report import group_figures
     from .report.plots import compare, figures
     from .store import read_histories
 
-    studies = {}
+    options, studies = _options(args), {}
     for target in args.targets:
-        table, analysis = _study(target, _options(args))
+        table, analysis = _study(target, options, need_law=False)
         studies[table.out.name] = (table.ok, analysis)
     if len(args.targets) > 1:
-        paths = compare(studies, Path(args.out or "outputs/compare"))
+        paths = compare({k: v for k, v in studies.items() if not isinstance(v[1], dict)},
+                        Path(args.out or "outputs/compare"))  # fmt: skip
+    elif isinstance(analysis, dict):
+        paths = group_figures(table, analysis, options.group, table.out.name)
     else:
         histories = read_histories(table.sweep_dir) if table.sweep_dir else None
         paths = figures(table.ok, analysis, table.out / "plots", histories, title=table.out.name)
@@ -182,7 +203,10 @@ def cmd_report(args) -> int:
     from .store import find_study
 
     path = find_study(args.targets[0])
-    return _analyse(args.targets[0], _options(args), path.stem if path.is_file() else path.name)
+    title = path.stem if path.is_file() else path.name
+    return _analyse(
+        args.targets[0], _options(args), title, need_law=False
+    )  # a report of points too
 
 
 def cmd_coord_check(args) -> int:

@@ -12,11 +12,11 @@ from scaling.store import COLUMNS
 
 @pytest.mark.slow
 def test_three_point_sweep_end_to_end(in_tmp, capsys):
-    code = main(["sweep", "mlp_width", "model.width=4,8,16", *TINY])
+    code = main(["sweep", "mlp_width", "model.width=4,8,16,32", *TINY])
     assert code == 0
     out = in_tmp / "outputs" / "mlp_width"
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 3 and set(df["status"]) == {"ok"}
+    assert len(df) == 4 and set(df["status"]) == {"ok"}
     assert set(COLUMNS) <= set(df.columns)
     assert df["params"].is_unique and df["flops_total"].gt(0).all()
     for pid in df["point_id"]:
@@ -29,17 +29,19 @@ def test_three_point_sweep_end_to_end(in_tmp, capsys):
     assert json.loads((out / "fits.json").read_text())["fits"][0]["params"]["alpha"] is not None
     assert (out / "report.html").exists() and (out / "plots" / "learning_curves.png").exists()
     grid = json.loads((out / "grid.json").read_text())
-    assert len(grid["points"]) == 3 and grid["command"].startswith("scale sweep mlp_width")
-    assert sorted(df["label"]) == ["width=16", "width=4", "width=8"]
+    assert len(grid["points"]) == 4 and grid["command"].startswith("scale sweep mlp_width")
+    assert sorted(df["label"]) == ["width=16", "width=32", "width=4", "width=8"]
     report = (out / "report.md").read_text()
-    assert "scale sweep mlp_width model.width=4,8,16" in report and "model.width: 16,32" in report
+    assert (
+        "scale sweep mlp_width model.width=4,8,16,32" in report and "model.width: 16,32" in report
+    )
 
     # the same command again finds every point done and trains nothing
     before = {
         pid: (out / "points" / pid / "result.json").stat().st_mtime_ns for pid in df["point_id"]
     }
     capsys.readouterr()
-    assert main(["sweep", "mlp_width", "model.width=4,8,16", *TINY]) == 0
+    assert main(["sweep", "mlp_width", "model.width=4,8,16,32", *TINY]) == 0
     assert "0 to run" in capsys.readouterr().out
     after = {
         pid: (out / "points" / pid / "result.json").stat().st_mtime_ns for pid in df["point_id"]
@@ -171,9 +173,9 @@ def test_fit_on_a_csv_without_the_columns(in_tmp, capsys):
 
 
 def test_repeated_seeds_give_a_spread(in_tmp):
-    assert main(["sweep", "mlp_width", "model.width=4,8,12", "trainer.seed=0,1", *TINY]) == 0
+    assert main(["sweep", "mlp_width", "model.width=4,8,12,16", "trainer.seed=0,1", *TINY]) == 0
     fits = json.loads((in_tmp / "outputs" / "mlp_width" / "fits.json").read_text())
-    assert len(fits["spread"]) == 3 and all(s["runs"] == 2 for s in fits["spread"])
+    assert len(fits["spread"]) == 4 and all(s["runs"] == 2 for s in fits["spread"])
 
 
 def test_ls_and_show(in_tmp, capsys):

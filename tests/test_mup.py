@@ -13,7 +13,7 @@ from scaling.measure import param_counts
 from scaling.models import build_model
 from scaling.models.parametrization import Readout, base_config
 from scaling.planning import coord_specs
-from scaling.report.sections import transfer_section
+from scaling.report.study_sections import transfer_section
 from scaling.studies.mup import param_groups
 from scaling.training.coord import coord_check
 

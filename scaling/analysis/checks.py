@@ -7,29 +7,45 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import intervals
 from .fit import Fit
+from .laws import _design, natural
+
+TOLERANCE = 0.05  # the extrapolation check passes when every held-out size is predicted this well
+LOO_SPREAD = 0.25  # an exponent that moves by more than this share when one size is left out
 
 
 @dataclass
 class Extrapolation:
-    """A law fitted without the largest sizes, scored on them."""
+    """A law fitted without the largest sizes, scored on them: the study's prediction test."""
 
     held_out: list  # the x values left out of the fit
-    rows: list  # one dict per held-out point: x, d, y, predicted, rel_error
+    rows: list  # per held-out point: x, d, y, predicted, lo, hi (95% prediction interval), rel_error, inside
     mean_abs_rel_error: float
     rms_log_error: float  # root mean square of log(predicted) - log(y)
+    tolerance: float = TOLERANCE
+    passed: bool = False  # every held-out point within the tolerance
+    inside: bool = False  # every held-out point inside its 95% prediction interval
+
+    def verdict(self) -> str:
+        worst = max(self.rows, key=lambda r: abs(r["rel_error"]))
+        where = "inside" if self.inside else "outside"
+        return (f"{'PASS' if self.passed else 'FAIL'}: predicted within {self.tolerance:.0%}? "
+                f"{worst['rel_error']:+.1%} at the largest miss, {where} the 95% prediction interval")  # fmt: skip
 
 
-def extrapolation_check(fit_fn, x, y, d=None, holdout: int = 1):
+def extrapolation_check(fit_fn, x, y, d=None, holdout: int = 1, tolerance: float = TOLERANCE):
     """Fit on all but the ``holdout`` largest distinct sizes, predict those.
 
     Args:
-        fit_fn: ``fit_fn(x, y, d) -> Fit`` on the kept points.
+        fit_fn: ``fit_fn(x, y, d) -> Fit`` on the kept points, with bootstrap draws.
         x, y, d: the points.
         holdout: how many of the largest distinct x values to hold out.
+        tolerance: the relative error under which the prediction passes.
 
     Returns:
-        (the fit on the smaller sizes, an ``Extrapolation``).
+        (the fit on the smaller sizes, an ``Extrapolation``). The prediction interval is a
+        new run's: the law's uncertainty and run-to-run noise.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     d = None if d is None else np.asarray(d, dtype=float)
@@ -39,26 +55,66 @@ def extrapolation_check(fit_fn, x, y, d=None, holdout: int = 1):
     held = sizes[-holdout:]
     out = np.isin(x, held)
     fit = fit_fn(x[~out], y[~out], None if d is None else d[~out])
-    pred = fit.predict(x[out], None if d is None else d[out])
-    rel = (pred - y[out]) / y[out]
-    rows = [
-        {
-            "x": float(a),
-            "d": None if d is None else float(b),
-            "y": float(c),
-            "predicted": float(p),
-            "rel_error": float(r),
-        }
-        for a, b, c, p, r in zip(
-            x[out], d[out] if d is not None else [None] * out.sum(), y[out], pred, rel
-        )
-    ]
+    xo, do, yo = x[out], None if d is None else d[out], y[out]
+    pred = fit.predict(xo, do)
+    lo, hi = fit.predict_interval(xo, do, noise=True) if fit.draws is not None else (pred, pred)
+    rel = (pred - yo) / yo
+    rows = [{"x": float(xo[i]), "d": None if do is None else float(do[i]), "y": float(yo[i]),
+             "predicted": float(pred[i]), "lo": float(lo[i]), "hi": float(hi[i]),
+             "rel_error": float(rel[i]), "inside": bool(lo[i] <= yo[i] <= hi[i])}
+            for i in range(len(yo))]  # fmt: skip
     return fit, Extrapolation(
-        held_out=[float(h) for h in held],
-        rows=rows,
+        held_out=[float(h) for h in held], rows=rows,
         mean_abs_rel_error=float(np.mean(np.abs(rel))),
-        rms_log_error=float(np.sqrt(np.mean((np.log(pred) - np.log(y[out])) ** 2))),
-    )
+        rms_log_error=float(np.sqrt(np.mean((np.log(pred) - np.log(yo)) ** 2))),
+        tolerance=tolerance, passed=bool(np.all(np.abs(rel) <= tolerance)),
+        inside=all(r["inside"] for r in rows),
+    )  # fmt: skip
+
+
+@dataclass
+class Goodness:
+    """How well a law describes its own points."""
+
+    rows: list  # per point: x, d, y, predicted, residual (relative: y/predicted − 1)
+    rms_log: float  # RMS of the log residuals
+    noise: float | None  # run-to-run noise of log loss, where seeds measure it
+    loo: dict  # exponent -> (lowest, highest) over refits that leave one size out
+
+    def problems(self, params: dict) -> list[str]:
+        """What a reader must know: a law that misses its points, or leans on one of them."""
+        out = []
+        if self.noise and self.rms_log > 2 * self.noise:
+            out.append(f"the law misses its points by {self.rms_log:.1%} (RMS), more than twice "
+                       f"the run-to-run noise ({self.noise:.1%}): it does not describe them")  # fmt: skip
+        for name, (lo, hi) in self.loo.items():
+            if hi - lo > LOO_SPREAD * abs(params[name]):
+                out.append(f"leaving one size out moves {name} from {lo:.3g} to {hi:.3g} "
+                           f"(fitted: {params[name]:.3g}): the law leans on single points")  # fmt: skip
+        return out
+
+
+def goodness(fit: Fit, x, y, d=None, noise: float | None = None) -> Goodness:
+    """Residuals per point, their RMS against the seed noise, and the exponents' spread when
+    each size is left out in turn (refitted in one vectorised pass)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    d = None if d is None else np.asarray(d, dtype=float)
+    pred = fit.predict(x, d)
+    rows = [{"x": float(x[i]), "d": None if d is None else float(d[i]), "y": float(y[i]),
+             "predicted": float(pred[i]), "residual": float(y[i] / pred[i] - 1)}
+            for i in range(len(y))]  # fmt: skip
+    rms = float(np.sqrt(np.mean(np.log(y / pred) ** 2)))
+    sizes = np.unique(x)
+    loo = {}
+    if len(sizes) > len(fit.raw) + 1:  # each refit keeps more sizes than parameters
+        design = _design(fit.form, np.log(x), None if d is None else np.log(d))
+        masks = np.array([(x != s).astype(float) for s in sizes])
+        draws, ok = intervals.refit(fit, design, np.tile(np.log(y), (len(sizes), 1)), masks)
+        values = natural(fit.form, draws[ok])
+        for k, name in enumerate(fit.params):
+            if name in ("alpha", "beta") and ok.any():
+                loo[name] = (float(values[:, k].min()), float(values[:, k].max()))
+    return Goodness(rows, rms, noise, loo)
 
 
 @dataclass

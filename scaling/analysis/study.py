@@ -1,21 +1,36 @@
 """A whole study's analysis: which columns, which laws, which checks, from one table.
 
 ``analyze(data)`` takes a DataFrame (any table with size and loss columns) or a
-``store.Table`` read from a sweep folder, and fits the study's laws with their
-checks. The defaults live in ``Options``, the one place the command line, the end
-of a sweep and a notebook take them from.
+``store.Table`` read from a sweep folder, and fits the study's laws with their checks:
+intervals that stay honest with few sizes, goodness of fit, and the prediction of held-out
+sizes with a verdict. The defaults live in ``Options``, the one place the command line, the
+end of a sweep and a notebook take them from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
-from .checks import Extrapolation, Frontier, IsoFLOP, extrapolation_check, frontier, isoflop_minima
+from .checks import (
+    Extrapolation,
+    Frontier,
+    Goodness,
+    IsoFLOP,
+    extrapolation_check,
+    frontier,
+    goodness,
+    isoflop_minima,
+)
 from .fit import FORMS, Fit, fit_law
+from .intervals import Noise
 from .options import DEFAULTS, Options
+
+# columns that differ between runs without making them different experiments
+BOOKKEEPING = {"sweep", "point_id", "status", "error", "label", "started_at", "finished_at",
+               "torch_version", "device", "dtype", "compression", "compress_level"}  # fmt: skip
 
 
 @dataclass
@@ -26,28 +41,31 @@ class Analysis:
     y: str
     d: str | None
     c: str | None
-    fits: list  # the law in x; L(N, D) when d is given
+    fits: list  # L(N, D) where D varies, else the law in x
     extrapolation: dict = field(
         default_factory=dict
-    )  # form -> (Fit on smaller sizes, Extrapolation)
+    )  # form -> [(Fit on smaller sizes, Extrapolation)]
+    goodness: dict = field(default_factory=dict)  # form -> Goodness
     frontier: Frontier | None = None
     isoflop: IsoFLOP | None = None
     spread: list = field(default_factory=list)  # per size with several runs: x, runs, mean, std
     notes: list = field(default_factory=list)  # what a reader must know: exclusions, warnings
     excluded: dict = field(default_factory=dict)
+    noise: Noise | None = None  # run-to-run noise of log loss, where seeds measure it
 
     def record(self) -> dict:
         """What fits.json keeps."""
-        out = {"x": self.x, "y": self.y, "d": self.d, "c": self.c,
-               "fits": [f.record() for f in self.fits]}  # fmt: skip
-        out["extrapolation"] = {
-            form: {"fit": fit.record(), **vars(check)}
-            for form, (fit, check) in self.extrapolation.items()
-        }
-        out["frontier"] = None if self.frontier is None else vars(self.frontier)
-        out["isoflop"] = None if self.isoflop is None else vars(self.isoflop)
-        out.update(spread=self.spread, notes=self.notes, excluded=self.excluded)
-        return out
+        return {
+            "x": self.x, "y": self.y, "d": self.d, "c": self.c,
+            "fits": [f.record() for f in self.fits],
+            "extrapolation": {form: [{"fit": fit.record(), **vars(check)} for fit, check in checks]
+                              for form, checks in self.extrapolation.items()},
+            "goodness": {form: vars(g) for form, g in self.goodness.items()},
+            "frontier": None if self.frontier is None else vars(self.frontier),
+            "isoflop": None if self.isoflop is None else vars(self.isoflop),
+            "noise": None if self.noise is None else vars(self.noise),
+            "spread": self.spread, "notes": self.notes, "excluded": self.excluded,
+        }  # fmt: skip
 
 
 def analyze(data, options: Options | None = None, **settings) -> Analysis:
@@ -60,12 +78,13 @@ def analyze(data, options: Options | None = None, **settings) -> Analysis:
         options: an ``Options``; ``settings`` override its fields (``x="params_nonembedding"``).
 
     Returns:
-        An ``Analysis``: the law in x with 95% intervals, L(N, D) when D varies, the
-        extrapolation check on held-out sizes, the frontier, IsoFLOP minima, the spread
-        across seeds and notes.
+        An ``Analysis``: the law with 95% intervals (L(N, D) where D varies, else the law
+        in x), its goodness of fit, the prediction of held-out sizes with a verdict, the
+        frontier, IsoFLOP minima, the spread across seeds and notes. With fewer sizes than
+        the law needs, no law, and a note that says so.
 
     Raises:
-        ValueError: an unknown option, or a table a law cannot be fitted to.
+        ValueError: an unknown option.
     """
     unknown = set(settings) - {f.name for f in fields(Options)}
     if unknown:
@@ -74,17 +93,46 @@ def analyze(data, options: Options | None = None, **settings) -> Analysis:
     df, sweep, excluded = (data.ok, data.sweep_dir is not None, data.excluded) \
         if hasattr(data, "ok") else (data, False, {})  # fmt: skip
     d, c = _sweep_columns(df, o.d, o.c) if sweep else (o.d, o.c)
-    holdout = o.holdout
-    if holdout is None:
-        holdout = 1 if df[o.x].nunique() >= len(FORMS[o.form]["raw"]) + 2 else 0
     # in a sweep, runs of one setting share every config column but the seed
     replicas = [k for k in df.columns if "." in k and k != "trainer.seed" and df[k].notna().any()]
+    keys = replicas if sweep else [o.x] + ([d] if d else [])
     result = Analysis(x=o.x, y=o.y, d=d, c=c, fits=[], excluded=dict(excluded))
     result.notes += [f"{count} points left out: {reason}" for reason, count in excluded.items()]
-    _fit_laws(result, df, o, holdout)
-    _consequences(result, df)
-    _spread(result, df, replicas if sweep else None)
+    result.noise = seed_noise(df, keys, o.y)
+    _warn_about_table(result, df, o)
+    if _fit_laws(result, df, o):
+        _consequences(result, df)
+    _spread(result, df, keys)
     return result
+
+
+def analyze_by(data, column: str, options: Options | None = None, **settings) -> dict:
+    """One analysis per value of ``column`` (a training set, a recipe): value -> Analysis."""
+    df = data.ok if hasattr(data, "ok") else data
+    if column not in df:
+        raise ValueError(f"--group {column}: the table has no such column")
+    out = {}
+    for value, rows in df.groupby(column, sort=True):
+        part = replace_rows(data, rows)
+        out[value] = analyze(part, options, **settings)
+    return out
+
+
+def replace_rows(data, rows: pd.DataFrame):
+    """``data`` (a DataFrame or a ``store.Table``) with only ``rows`` to analyse."""
+    return replace(data, ok=rows) if hasattr(data, "ok") else rows
+
+
+def seed_noise(df: pd.DataFrame, keys: list, y: str) -> Noise | None:
+    """The pooled standard deviation of log loss between runs of one setting (seeds), with its
+    degrees of freedom; None where no setting was run more than once."""
+    logy = np.log(df[y].to_numpy(float))
+    groups = pd.Series(logy, index=df.index).groupby([df[k] for k in keys], dropna=False)
+    dof = int(sum(len(g) - 1 for _, g in groups if len(g) > 1))
+    if dof < 2:
+        return None
+    ss = sum(float(((g - g.mean()) ** 2).sum()) for _, g in groups if len(g) > 1)
+    return Noise(float(np.sqrt(ss / dof)), dof, "seeds")
 
 
 def _sweep_columns(df: pd.DataFrame, d: str | None, c: str | None) -> tuple[str | None, str | None]:
@@ -101,57 +149,107 @@ def _sweep_columns(df: pd.DataFrame, d: str | None, c: str | None) -> tuple[str 
     return d, c
 
 
-def _fit_laws(result: Analysis, df: pd.DataFrame, o: Options, holdout: int) -> None:
-    """The law in N, and L(N, D) when D takes 3 or more values; each with its extrapolation."""
+def _warn_about_table(result: Analysis, df: pd.DataFrame, o: Options) -> None:
+    """Rows at one size that differ in a non-numeric column, and which N is on the x axis."""
+    cell = [o.x] + ([result.d] if result.d else [])
+    for col in df.columns:
+        if col in BOOKKEEPING or col in cell or pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        if (df.groupby(cell, dropna=False)[col].nunique() > 1).any():
+            values = ", ".join(map(str, sorted(df[col].dropna().unique())[:4]))
+            result.notes.append(f"rows at one size differ in {col} ({values}): they are pooled "
+                                f"into one law; --group {col} fits one per value")  # fmt: skip
+    if (
+        o.x == "params"
+        and "params_nonembedding" in df
+        and (df["params_nonembedding"] != df["params"]).any()
+    ):
+        result.notes.append("x is params, embeddings included; flops_6nd and many published laws "
+                            "count non-embedding parameters (--x params_nonembedding)")  # fmt: skip
+
+
+def _fit_laws(result: Analysis, df: pd.DataFrame, o: Options) -> bool:
+    """L(N, D) where D takes 3 or more values, else the law in x; each with its checks.
+    False when the table has too few sizes for a law."""
     X, Y = df[o.x].to_numpy(float), df[o.y].to_numpy(float)
-    forms = [(o.form, None)]
+    form, D = o.form, None
     if result.d is not None:
         D = df[result.d].to_numpy(float)
         if len(np.unique(D)) < 3:
             result.notes.append(f"{result.d} takes {len(np.unique(D))} value(s): L(N, D) cannot "
-                                "separate A·N^-α from B·D^-β; not fitted")  # fmt: skip
+                                "separate A·N^-α from B·D^-β; the law in N alone is fitted")  # fmt: skip
+            D = None
         else:
-            forms.append(("chinchilla", D))
+            form = "chinchilla"
+            result.notes.append(
+                f"{result.d} varies: one law L(N, D); a law in N alone would mix data sizes"
+            )
             if X.max() / X.min() < 10:
                 result.notes.append(f"{o.x} spans less than a decade: α and β are poorly separated")
+    parameters = len(FORMS[form]["raw"])
+    # more points than parameters; in N alone, more sizes (in 2-D, D varies too)
+    needed = 3 if form == "chinchilla" else parameters + 1
+    if len(np.unique(X)) < needed:
+        result.notes.append(f"{len(np.unique(X))} distinct {o.x} values: {FORMS[form]['law']} needs "
+                            f"{needed} or more; no law is fitted")  # fmt: skip
+        return False
+    if len(X) <= parameters:
+        result.notes.append(f"{len(X)} points: {FORMS[form]['law']} needs {parameters + 1} or more; "
+                            "no law is fitted")  # fmt: skip
+        return False
 
-    for form, D in forms:
+    def fit_fn(xs, ys, ds, resamples=o.bootstrap):
+        return fit_law(xs, ys, ds, form=form, bootstrap=resamples, seed=o.seed, noise=result.noise)
 
-        def fit_fn(xs, ys, ds, resamples=o.bootstrap, form=form):
-            return fit_law(xs, ys, ds, form=form, bootstrap=resamples, seed=o.seed)
+    fit = fit_fn(X, Y, D)
+    fit.x, fit.y, fit.d, fit.excluded = (
+        o.x,
+        o.y,
+        (result.d if D is not None else None),
+        result.excluded,
+    )
+    result.fits.append(fit)
+    _warn_about(result, fit)
+    g = goodness(fit, X, Y, D, result.noise.sigma if result.noise else None)
+    result.goodness[form] = g
+    result.notes += g.problems(fit.params)
+    _extrapolate(result, fit, fit_fn, X, Y, D, o)
+    return True
 
-        fit = fit_fn(X, Y, D)
-        fit.x, fit.y, fit.d, fit.excluded = (
-            o.x,
-            o.y,
-            (result.d if D is not None else None),
-            result.excluded,
-        )
-        result.fits.append(fit)
-        _warn_about(result, fit)
-        if holdout:
-            _extrapolate(result, fit, fit_fn, X, Y, D, holdout, o.bootstrap)
+
+def holdouts(sizes: int, parameters: int, asked: int | None) -> list[int]:
+    """How many of the largest sizes to hold out, one check each: the largest, and the two
+    largest where at least two more sizes than parameters remain; or what was asked."""
+    if asked is not None:
+        return [asked] if asked else []
+    return [h for h in (1, 2) if sizes - h >= parameters + h]
 
 
 def _warn_about(result: Analysis, fit: Fit) -> None:
     if not fit.converged:
         result.notes.append(f"the fit of {fit.law} did not converge: {fit.message}")
+    if fit.refits_failed:
+        result.notes.append(f"{fit.refits_failed} bootstrap refits of {fit.law} did not converge "
+                            "and were left out of its intervals")  # fmt: skip
+    for name, why in fit.not_identified.items():
+        result.notes.append(f"{name} is not identified: {why}")
     if fit.params["alpha"] < 0 or fit.params.get("beta", 0) < 0:
         result.notes.append(f"{fit.law} has a negative exponent: loss does not fall with size in "
                             "this table (several budgets or data sizes mixed?); read it with care")  # fmt: skip
 
 
-def _extrapolate(result: Analysis, fit: Fit, fit_fn, X, Y, D, holdout: int, bootstrap: int) -> None:
-    try:
-        # the held-out fit's intervals only draw its band: fewer resamples do
-        small, check = extrapolation_check(
-            lambda a, b, c: fit_fn(a, b, c, resamples=min(bootstrap, 200)), X, Y, D, holdout
-        )
-    except ValueError as e:
-        result.notes.append(f"no extrapolation check for {fit.law}: {e}")
-        return
-    small.x, small.y, small.d = fit.x, fit.y, fit.d
-    result.extrapolation[fit.form] = (small, check)
+def _extrapolate(result: Analysis, fit: Fit, fit_fn, X, Y, D, o: Options) -> None:
+    checks = []
+    for h in holdouts(len(np.unique(X)), len(fit.raw), o.holdout):
+        try:
+            small, check = extrapolation_check(fit_fn, X, Y, D, h, o.tolerance)
+        except ValueError as e:
+            result.notes.append(f"no extrapolation check for {fit.law} holding out {h}: {e}")
+            continue
+        small.x, small.y, small.d = fit.x, fit.y, fit.d
+        checks.append((small, check))
+    if checks:
+        result.extrapolation[fit.form] = checks
 
 
 def _consequences(result: Analysis, df: pd.DataFrame) -> None:
@@ -161,9 +259,11 @@ def _consequences(result: Analysis, df: pd.DataFrame) -> None:
     if chin:
         k = 6.0
         if "flops_total" in df and df["flops_total"].notna().all():
-            k = float(
-                np.median(df["flops_total"].to_numpy(float) / (X * df[result.d].to_numpy(float)))
-            )
+            per_point = df["flops_total"].to_numpy(float) / (X * df[result.d].to_numpy(float))
+            k = float(np.median(per_point))
+            if per_point.max() / per_point.min() > 1.1:
+                result.notes.append(f"k = FLOPs/(N·D) runs from {per_point.min():.3g} to {per_point.max():.3g} "
+                                    f"across the points; the frontier uses their median, {k:.3g}")  # fmt: skip
         result.frontier = frontier(chin[0], k)
     if result.c is None or result.c not in df:
         return
@@ -177,9 +277,8 @@ def _consequences(result: Analysis, df: pd.DataFrame) -> None:
         ]  # fmt: skip
 
 
-def _spread(result: Analysis, df: pd.DataFrame, replicas: list | None) -> None:
+def _spread(result: Analysis, df: pd.DataFrame, keys: list) -> None:
     """Mean and standard deviation of the loss over the runs of one setting (seeds)."""
-    keys = replicas or [result.x] + ([result.d] if result.d else [])
     for _, runs in df.groupby(keys, dropna=False):
         if len(runs) > 1:
             result.spread.append({
@@ -188,4 +287,4 @@ def _spread(result: Analysis, df: pd.DataFrame, replicas: list | None) -> None:
             })  # fmt: skip
 
 
-__all__ = ["DEFAULTS", "Analysis", "Extrapolation", "Options", "analyze"]
+__all__ = ["DEFAULTS", "Analysis", "Extrapolation", "Goodness", "Options", "analyze", "analyze_by"]

@@ -13,15 +13,12 @@ import pandas as pd
 
 from .. import store
 from . import render, study_plots
-from .plots import figures
-from .sections import (
-    ANALYSIS,
-    Section,
-    analysis_sections,
+from .plots import compare, figures
+from .sections import ANALYSIS, Section, analysis_sections, report_sections
+from .study_sections import (
     compression_section,
     coord_section,
     distillation_section,
-    report_sections,
     transfer_section,
 )
 
@@ -63,24 +60,57 @@ def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str) ->
     return out
 
 
-def write_all(table, analysis, title: str) -> dict:
-    """fits.json, every figure, report.md and report.html into the study's folder."""
+def write_all(table, analysis, title: str, group: str | None = None) -> dict:
+    """fits.json, every figure, report.md and report.html into the study's folder.
+
+    ``analysis`` is an ``Analysis``, or with ``group`` a dict value -> Analysis (one law per
+    value of that column): the report then has each group's sections, and the figures a
+    comparison of the groups.
+    """
     out = table.out
     out.mkdir(parents=True, exist_ok=True)
-    store.write_json(out / "fits.json", analysis.record())
-    histories = store.read_histories(table.sweep_dir) if table.sweep_dir is not None else None
-    figs = figures(table.ok, analysis, out / "plots", histories=histories, title=title)
-    info = store.read_grid_info(out)
-    command = f"# {info['command']}" if info.get("command") else ""
-    config = "\n".join(x for x in (command, info.get("preset", "")) if x) or None
-    studies = study_sections(table.all, analysis.x, out / "plots", title)
+    grouped = isinstance(analysis, dict)
+    record = ({"group": group, "groups": {str(k): a.record() for k, a in analysis.items()}}
+              if grouped else analysis.record())  # fmt: skip
+    store.write_json(out / "fits.json", record)
+    if grouped:
+        figs = group_figures(table, analysis, group, title)
+        sections = [Section(title, [f"{len(table.all)} points, one law per {group}."])]
+        for value, one in analysis.items():
+            for section in report_sections(table.all[table.all[group] == value], one, title, None)[
+                1:
+            ]:
+                section.heading = f"{group} = {value}: {section.heading}"
+                sections.append(section)
+        x = next(iter(analysis.values())).x
+    else:
+        histories = store.read_histories(table.sweep_dir) if table.sweep_dir is not None else None
+        figs = figures(table.ok, analysis, out / "plots", histories=histories, title=title)
+        info = store.read_grid_info(out)
+        command = f"# {info['command']}" if info.get("command") else ""
+        config = "\n".join(x for x in (command, info.get("preset", "")) if x) or None
+        sections, x = report_sections(table.all, analysis, title, config), analysis.x
+    studies = study_sections(table.all, x, out / "plots", title)
     for section in studies:  # every figure in one closing section, as a reader expects
         figs += section.figures
         section.figures = []
-    sections = report_sections(table.all, analysis, title, config) + studies
+    sections += studies
     if figs:
         sections.append(Section("Figures", figures=figs))
     md, html = out / "report.md", out / "report.html"
     store.atomic_write_text(md, render.markdown(sections, out))
     store.atomic_write_text(html, render.page(sections, title))
     return {"fits": out / "fits.json", "figures": figs, "report_md": md, "report_html": html}
+
+
+def group_figures(table, analyses: dict, group: str, title: str) -> list[Path]:
+    """One law per group: the groups on one figure, and each group's own figures."""
+    studies = {f"{group}={value}": (table.ok[table.ok[group] == value], one)
+               for value, one in analyses.items()}  # fmt: skip
+    paths = compare(studies, table.out / "plots")
+    for value, one in analyses.items():
+        rows = table.ok[table.ok[group] == value]
+        paths += figures(
+            rows, one, table.out / "plots" / str(value), title=f"{title}: {group} = {value}"
+        )
+    return paths

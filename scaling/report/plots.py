@@ -66,52 +66,79 @@ def _draw_law(ax, fit, lo: float, hi: float, color, label_text: str | None, d=No
 
 
 def loss_vs_size(df, analysis, out_dir: Path, title: str | None = None) -> list[Path]:
-    """Loss against size (log-log): the points, the law with its 95% band, extrapolation dashed, held-out points marked."""
+    """Loss against size (log-log) over its residuals: the points, the study's law (the one
+    the tables give) with its 95% band, extrapolated dashed; the law fitted without the
+    largest size as its own labelled curve, and the held-out points marked."""
+    fig = loss_vs_size_figure(df, analysis, title)
+    return _save(fig, out_dir, f"loss_vs_{analysis.x}")
+
+
+def loss_vs_size_figure(df, analysis, title: str | None = None):
     x, y = analysis.x, analysis.y
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    chin = [f for f in analysis.fits if f.form == "chinchilla"]
-    main = analysis.fits[0]
-    fit, held = main, []
-    if main.form in analysis.extrapolation:
-        fit, check = analysis.extrapolation[main.form]
-        held = check.held_out
-    is_held = df[x].isin(held)
-    if chin:
-        # a 2-D study: one colour per data size, each with its slice of L(N, D)
-        ds = np.sort(df[analysis.d].unique())
-        cmap = plt.get_cmap("viridis")
-        norm = LogNorm(ds.min(), max(ds.max(), ds.min() * 1.01))
-        few = len(ds) <= 6  # a legend entry per data size; more get a colour bar
-        for dv in ds:
-            color = cmap(norm(dv))
-            sel = df[analysis.d] == dv
-            text = f"{label(analysis.d)} = {dv:.3g}" if few else None
-            ax.scatter(df.loc[sel, x], df.loc[sel, y], color=color, zorder=3, s=22, label=text)
-            _draw_law(ax, chin[0], df[x].min(), df[x].max(), color, None, d=dv)
-        if not few:
-            fig.colorbar(
-                plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label(analysis.d)
-            )
-        ax.plot([], [], color="gray", label=chin[0].describe(tex=True))
+    fig, (ax, res) = plt.subplots(2, 1, figsize=(6, 6), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})  # fmt: skip
+    law = analysis.fits[0]
+    checks = analysis.extrapolation.get(law.form, [])
+    held = checks[0][1].held_out if checks else []
+    if law.form == "chinchilla":
+        _draw_slices(fig, ax, df, analysis, law)
     else:
-        ax.scatter(
-            df.loc[~is_held, x], df.loc[~is_held, y], color="C0", zorder=3, s=22, label="points"
-        )
-        if is_held.any():
-            ax.scatter(df.loc[is_held, x], df.loc[is_held, y], facecolors="none", edgecolors="C3",
-                       s=60, linewidths=1.5, zorder=4, label="held out (not fitted)")  # fmt: skip
-        fitted = df.loc[~is_held, x]
-        _draw_law(ax, fit, fitted.min(), fitted.max(), "C1", fit.describe(tex=True))
-        if fit.ci and "alpha" in fit.ci:
-            lo, hi = fit.ci["alpha"]
+        ax.scatter(df[x], df[y], color="C0", zorder=3, s=22, label="points")
+        _draw_law(ax, law, df[x].min(), df[x].max(), "C1", "law: " + law.describe(tex=True))
+        if law.ci and "alpha" in law.ci:
+            lo, hi = law.ci["alpha"]
             ax.plot([], [], " ", label=rf"$\alpha$ 95% CI [{lo:.3f}, {hi:.3f}]")
+    if checks:
+        small = checks[0][0]
+        kept = df.loc[~df[x].isin(held), x]
+        grid = np.logspace(np.log10(kept.min()), np.log10(df[x].max() * EXTEND), 100)
+        if law.form != "chinchilla":  # in 2-D the held-out check is read from its table
+            ax.plot(grid, small.predict(grid), color="C3", linestyle=":", linewidth=1.3,
+                    label="fitted without the largest: " + small.describe(tex=True))  # fmt: skip
+        sel = df[x].isin(held)
+        ax.scatter(df.loc[sel, x], df.loc[sel, y], facecolors="none", edgecolors="C3", s=70,
+                   linewidths=1.5, zorder=4, label="held out in the check")  # fmt: skip
     if analysis.spread:
         s = analysis.spread
         ax.errorbar([r["x"] for r in s], [r["mean"] for r in s], yerr=[r["std"] for r in s],
                     fmt="none", ecolor="black", capsize=3, zorder=5, label="mean ± sd over seeds")  # fmt: skip
-    _loglog(ax, label(x), label(y), title)
-    ax.legend(fontsize=8)
-    return _save(fig, out_dir, f"loss_vs_{x}")
+    _loglog(ax, "", label(y), title)
+    ax.legend(fontsize=7)
+    _residuals(res, df, analysis, law)
+    return fig
+
+
+def _draw_slices(fig, ax, df, analysis, law) -> None:
+    """A 2-D study: one colour per data size, each with its slice of L(N, D)."""
+    x, y = analysis.x, analysis.y
+    ds = np.sort(df[analysis.d].unique())
+    cmap, norm = plt.get_cmap("viridis"), LogNorm(ds.min(), max(ds.max(), ds.min() * 1.01))
+    few = len(ds) <= 6  # a legend entry per data size; more get a colour bar
+    for dv in ds:
+        sel = df[analysis.d] == dv
+        text = f"{label(analysis.d)} = {dv:.3g}" if few else None
+        ax.scatter(df.loc[sel, x], df.loc[sel, y], color=cmap(norm(dv)), zorder=3, s=22, label=text)
+        _draw_law(ax, law, df[x].min(), df[x].max(), cmap(norm(dv)), None, d=dv)
+    if not few:
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label(analysis.d))
+    ax.plot([], [], color="gray", label="law: " + law.describe(tex=True))
+
+
+def _residuals(ax, df, analysis, law) -> None:
+    """Each point's relative residual from the law, against size; the seeds' noise shaded."""
+    x = analysis.x
+    d = df[analysis.d].to_numpy(float) if law.form == "chinchilla" else None
+    residual = df[analysis.y].to_numpy(float) / law.predict(df[x].to_numpy(float), d) - 1
+    ax.axhline(0, color="C1", linewidth=1)
+    if analysis.noise is not None:
+        ax.axhspan(
+            -analysis.noise.sigma, analysis.noise.sigma, color="0.85", label="run-to-run noise"
+        )
+    ax.scatter(df[x], 100 * residual, color="C0", s=16, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel(label(x))
+    ax.set_ylabel("residual (%)")
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def loss_vs_compute(df, analysis, compute, out_dir: Path, title: str | None = None) -> list[Path]:
@@ -228,9 +255,10 @@ def compare(studies: dict, out_dir: Path) -> list[Path]:
     x = y = None
     for i, (name, (df, analysis)) in enumerate(studies.items()):
         x, y, color = analysis.x, analysis.y, f"C{i}"
-        ax.scatter(df[x], df[y], color=color, s=22, zorder=3)
-        fit = analysis.fits[0]
-        _draw_law(ax, fit, df[x].min(), df[x].max(), color, f"{name}: {fit.describe(tex=True)}")
+        law = analysis.fits[0] if analysis.fits and analysis.fits[0].form != "chinchilla" else None
+        ax.scatter(df[x], df[y], color=color, s=22, zorder=3, label=None if law else name)
+        if law is not None:
+            _draw_law(ax, law, df[x].min(), df[x].max(), color, f"{name}: {law.describe(tex=True)}")
     _loglog(ax, label(x), label(y), "comparison")
     ax.legend(fontsize=8)
     return _save(fig, out_dir, f"compare_{x}")
@@ -240,7 +268,7 @@ def figures(
     df, analysis, out_dir: Path, histories: dict | None = None, title: str | None = None
 ) -> list[Path]:
     """Every figure the table supports; returns the PNG and SVG paths."""
-    paths = loss_vs_size(df, analysis, out_dir, title)
+    paths = loss_vs_size(df, analysis, out_dir, title) if analysis.fits else []
     if "flops_total" in df and df["flops_total"].notna().all() and df["flops_total"].gt(0).all():
         paths += loss_vs_compute(df, analysis, df["flops_total"], out_dir, title)
     elif analysis.d is not None:

@@ -13,14 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.transfer import (
-    NAMES,
-    coord_growth,
-    spread_decades,
-    transfer_table,
-    usable,
-    width_column,
-)
 from .plots import label
 
 
@@ -45,8 +37,8 @@ class Section:
 
 
 # the sections the terminal prints after a fit
-ANALYSIS = ("Fitted laws", "Extrapolation check", "Compute-optimal frontier", "IsoFLOP minima",
-            "Notes")  # fmt: skip
+ANALYSIS = ("Prediction of held-out sizes", "Fitted laws", "Goodness of fit",
+            "Compute-optimal frontier", "IsoFLOP minima", "Notes")  # fmt: skip
 
 POINT_COLUMNS = {
     "status": "status", "label": "point", "params": "N", "train_examples": "D (examples)",
@@ -93,9 +85,26 @@ def points_section(df: pd.DataFrame, analysis) -> Section:
 
 def fit_frame(fit) -> Frame:
     rows = [{"parameter": name, "value": fmt(value),
-             "95% CI": f"[{fmt(fit.ci[name][0])}, {fmt(fit.ci[name][1])}]" if name in fit.ci else ""}
+             "95% CI": f"[{fmt(fit.ci[name][0])}, {fmt(fit.ci[name][1])}]" if name in fit.ci else "",
+             "identified": ("no: " + fit.not_identified[name]) if name in fit.not_identified
+             else "yes" if name in fit.ci else ""}
             for name, value in fit.params.items()]  # fmt: skip
     return Frame(pd.DataFrame(rows))
+
+
+METHODS = {
+    "pairs": "a bootstrap of the runs",
+    "parametric, studentized": "a parametric bootstrap, studentized (too few sizes to resample the runs)",
+    "parametric": "a parametric bootstrap with the noise the seeds measured",
+}
+
+
+def how_intervals(fit) -> str:
+    if fit.draws is None:
+        return "no intervals (no bootstrap)"
+    failed = f"; {fit.refits_failed} refits did not converge" if fit.refits_failed else ""
+    noise = f", noise {fit.noise.sigma:.2%} from the {fit.noise.source}" if fit.noise else ""
+    return f"95% intervals from {METHODS.get(fit.interval_method, fit.interval_method)}, {len(fit.draws)} resamples{noise}{failed}"
 
 
 def laws_section(analysis) -> Section:
@@ -103,30 +112,69 @@ def laws_section(analysis) -> Section:
     for fit in analysis.fits:
         state = "converged" if fit.converged else f"**did not converge** ({fit.message})"
         x_desc = label(fit.x) + (f" and {label(fit.d)}" if fit.d else "")
-        resamples = 0 if fit.draws is None else len(fit.draws)
         blocks += [f"**{fit.law}** — {label(fit.y)} against {x_desc}, {fit.n_points} points, "
-                   f"{state}; 95% intervals from {resamples} bootstrap resamples.", fit_frame(fit)]  # fmt: skip
+                   f"{state}; {how_intervals(fit)}.", fit_frame(fit)]  # fmt: skip
     return Section("Fitted laws", blocks)
 
 
-def extrapolation_section(analysis) -> Section | None:
+def prediction_section(analysis) -> Section | None:
+    """The headline: the law fitted without the largest sizes, predicting them, with a verdict."""
     if not analysis.extrapolation:
         return None
     blocks = []
-    for fit, check in analysis.extrapolation.values():
-        rows = pd.DataFrame(check.rows)
-        rows["rel_error"] = [f"{r:+.2%}" for r in rows["rel_error"]]
-        if all(r["d"] is None for r in check.rows):
-            rows = rows.drop(columns=["d"])
-        rows = rows.rename(columns={"x": label(fit.x), "d": label(fit.d or "d"), "y": label(fit.y),
-                                    "rel_error": "relative error"})  # fmt: skip
-        blocks += [
-            f"**{fit.law}** fitted without the {len(check.held_out)} largest size(s) "
-            f"({fit.describe()}), predicting them: mean |relative error| "
-            f"{check.mean_abs_rel_error:.2%}, RMS of log-loss error {check.rms_log_error:.4f}.",
-            _frame(rows),
-        ]
-    return Section("Extrapolation check", blocks)
+    for checks in analysis.extrapolation.values():
+        for fit, check in checks:
+            rows = pd.DataFrame(check.rows)
+            rows["95% prediction interval"] = [
+                f"[{fmt(a)}, {fmt(b)}]" for a, b in zip(rows["lo"], rows["hi"])
+            ]
+            rows["rel_error"] = [f"{r:+.2%}" for r in rows["rel_error"]]
+            rows["inside"] = ["yes" if v else "no" for v in rows["inside"]]
+            rows = rows.drop(
+                columns=["lo", "hi"] + (["d"] if all(r["d"] is None for r in check.rows) else [])
+            )
+            rows = rows.rename(columns={"x": label(fit.x), "d": label(fit.d or "d"), "y": label(fit.y),
+                                        "rel_error": "relative error"})  # fmt: skip
+            sizes = "size" if len(check.held_out) == 1 else f"{len(check.held_out)} sizes"
+            blocks += [f"**{check.verdict()}.** {fit.law} fitted without the largest {sizes} "
+                       f"({fit.describe()}) predicts them with a mean |relative error| of "
+                       f"{check.mean_abs_rel_error:.2%}. The interval is a new run's: the law's "
+                       "uncertainty and run-to-run noise.", _frame(rows)]  # fmt: skip
+    return Section("Prediction of held-out sizes", blocks)
+
+
+def goodness_section(analysis) -> Section | None:
+    """Residuals per point, their RMS against the seed noise, and the leave-one-out spread."""
+    blocks = []
+    for fit in analysis.fits:
+        g = analysis.goodness.get(fit.form)
+        if g is None:
+            continue
+        noise = (
+            f" (run-to-run noise: {g.noise:.2%})"
+            if g.noise
+            else " (no repeated runs measure the noise)"
+        )
+        loo = "; ".join(
+            f"leaving one size out, {k} ranges over [{lo:.3g}, {hi:.3g}]"
+            for k, (lo, hi) in g.loo.items()
+        )
+        blocks.append(
+            f"**{fit.law}** misses its points by {g.rms_log:.2%} RMS{noise}."
+            + (f" {loo.capitalize()}." if loo else "")
+        )
+        if len(g.rows) <= 30:
+            rows = pd.DataFrame(g.rows)
+            rows["residual"] = [f"{r:+.2%}" for r in rows["residual"]]
+            rows = rows.drop(columns=["d"] if all(r["d"] is None for r in g.rows) else [])
+            blocks.append(
+                _frame(
+                    rows.rename(
+                        columns={"x": label(fit.x), "d": label(fit.d or "d"), "y": label(fit.y)}
+                    )
+                )
+            )
+    return Section("Goodness of fit", blocks) if blocks else None
 
 
 def frontier_section(analysis, df_all: pd.DataFrame) -> Section | None:
@@ -160,8 +208,9 @@ def isoflop_section(analysis) -> Section | None:
 
 
 def analysis_sections(analysis, df_all: pd.DataFrame) -> list[Section]:
-    """Fitted laws, the extrapolation check, the frontier, IsoFLOP minima, seeds, notes."""
-    out = [laws_section(analysis), extrapolation_section(analysis),
+    """The prediction check (the headline), fitted laws, goodness of fit, the frontier,
+    IsoFLOP minima, seeds, notes."""
+    out = [prediction_section(analysis), laws_section(analysis), goodness_section(analysis),
            frontier_section(analysis, df_all), isoflop_section(analysis)]  # fmt: skip
     if analysis.spread:
         out.append(Section("Spread across seeds", [_frame(pd.DataFrame(analysis.spread))]))
@@ -173,107 +222,16 @@ def analysis_sections(analysis, df_all: pd.DataFrame) -> list[Section]:
 def report_sections(
     df_all: pd.DataFrame, analysis, title: str, config: str | None
 ) -> list[Section]:
-    """The whole report: summary, configuration, points, then the analysis."""
+    """The whole report: summary, the prediction check, configuration, points, the analysis."""
     counts = (
         df_all["status"].value_counts().to_dict() if "status" in df_all else {"ok": len(df_all)}
     )
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    out = [Section(title, [f"{len(df_all)} points: {summary}."])]
+    analysis_part = analysis_sections(analysis, df_all)
+    headline = [s for s in analysis_part if s.heading == "Prediction of held-out sizes"]
+    out = [Section(title, [f"{len(df_all)} points: {summary}."])] + headline
     if config:
         out.append(Section("Configuration", [Code(config)]))
-    return out + [points_section(df_all, analysis)] + analysis_sections(analysis, df_all)
-
-
-# ---------------------------------------------------------------- studies beyond size
-
-
-def compression_section(ok: pd.DataFrame) -> Section | None:
-    """Accuracy and bytes of each size as trained and at each compression level."""
-    if "compression" not in ok or not ok["compression"].isin(["prune", "quantize", "cast"]).any():
-        return None
-    d = ok.assign(level=ok["compress_level"].where(ok["compression"] != "none", "as trained"))
-    d = d.assign(level=d["level"].astype(str).where(d["compression"] != "prune",
-                                                   "sparsity " + d["level"].astype(str)))  # fmt: skip
-    order = list(dict.fromkeys(d.sort_values(["compression", "level"])["level"]))
-    order = ["as trained"] + [x for x in order if x != "as trained"]
-    blocks = ["Each size trained once, then evaluated as trained and compressed; bytes on disk "
-              "store a weight matrix sparse (CSR) where that is smaller. Accuracy:"]  # fmt: skip
-    for value, name in (("val_accuracy", "accuracy"), ("model_bytes", "bytes")):
-        if name == "bytes":
-            blocks.append("Bytes on disk:")
-        table = d.pivot_table(index="params", columns="level", values=value, aggfunc="mean")
-        table = table[[c for c in order if c in table.columns]].reset_index()
-        blocks.append(_frame(table.rename(columns={"params": "N"})))
-    return Section("Compression", blocks)
-
-
-def distillation_section(ok: pd.DataFrame, x: str) -> Section | None:
-    """Students trained alone and distilled, per size, and what distillation gained."""
-    if "distill.alpha" not in ok or not (ok["distill.alpha"] > 0).any():
-        return None
-    is_teacher = ok["label"].fillna("").str.startswith("teacher")
-    table = ok[~is_teacher].pivot_table(
-        index=x, columns="distill.alpha", values="val_loss", aggfunc="mean"
+    return (
+        out + [points_section(df_all, analysis)] + [s for s in analysis_part if s not in headline]
     )
-    table.columns = ["alone" if a == 0 else f"distilled α={a:g}" for a in table.columns]
-    if "alone" in table:
-        for c in [c for c in table.columns if c != "alone"]:
-            table[f"gain {c.split(' ')[1]}"] = table["alone"] - table[c]
-    blocks = []
-    if is_teacher.any():
-        t = ok[is_teacher].iloc[0]
-        blocks.append(f"Teacher: {t['label']}, N = {int(t['params']):,}, val loss {t['val_loss']:.4f}. "
-                      "Validation loss of each student (a positive gain: distillation helped):")  # fmt: skip
-    return Section(
-        "Distillation", blocks + [_frame(table.reset_index().rename(columns={x: label(x)}))]
-    )
-
-
-def _lr_cell(v) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3g}"
-
-
-def transfer_section(df: pd.DataFrame) -> Section | None:
-    """The best lr per width under sp and μP, and its spread; None unless the table varies
-    ``model.parametrization`` (both), ``optim.lr`` (2+ values) and a width column."""
-    table = transfer_table(df) if usable(df) else None
-    if table is None or table["lr_opt"].isna().all():
-        return None
-    w = width_column(df)
-    best, interp, edge = (table.pivot(index="width", columns="parametrization", values=v)
-                          for v in ("lr_opt", "lr_interp", "at_edge"))  # fmt: skip
-    rows = []
-    for width in best.index:
-        row = {w.split(".")[-1]: f"{width:g}"}
-        for par in ("sp", "mup"):
-            row[f"best lr, {NAMES[par]}"] = _lr_cell(best.loc[width, par]) + (
-                " (edge)" if edge.loc[width, par] else ""
-            )
-            row[f"interpolated, {NAMES[par]}"] = _lr_cell(interp.loc[width, par])
-        rows.append(row)
-    grid, fine = spread_decades(table), spread_decades(table, "lr_interp")
-    spread = "; ".join(f"{NAMES[p]} {grid[p]:.2f} decades on the grid ({fine[p]:.2f} interpolated)"
-                       for p in ("sp", "mup"))  # fmt: skip
-    return Section("Width transfer (μP)", [
-        "The learning rate with the lowest validation loss at each width (ok points only; "
-        "'interpolated' is the vertex of a parabola in log lr through the best point and its "
-        "neighbours; '(edge)' marks an optimum at the end of the lr grid).",
-        Frame(pd.DataFrame(rows)),
-        f"Spread of the best lr across widths: {spread}. Transfer means a spread near 0.",
-    ])  # fmt: skip
-
-
-def coord_section(coords: pd.DataFrame, info: dict) -> Section:
-    """A coordinate check (``scale coord-check``): how activations grow with width."""
-    hidden = [name for name in dict.fromkeys(coords["layer"]) if name != "logits"][-1]
-    growth = {name: coord_growth(coords, name) for name in (hidden, "logits")}
-    widths = sorted(coords["width"].unique())
-    changes = "; ".join(
-        " and ".join(f"×{g[p]:.2f} under {NAMES[p]}" for p in g) + f" ({name})"
-        for name, g in growth.items()
-    )
-    return Section("Coordinate check", [
-        f"{info.get('steps', '?')} steps at lr {info.get('lr', '?')} at each width, mean "
-        f"|activation| per coordinate. From width {widths[0]:g} to {widths[-1]:g} it changes by "
-        f"at most {changes}. Under μP it should stay near ×1."
-    ])  # fmt: skip
