@@ -217,12 +217,15 @@ def _fit_laws(result: Analysis, df: pd.DataFrame, o: Options) -> bool:
     return True
 
 
-def holdouts(sizes: int, parameters: int, asked: int | None) -> list[int]:
+def holdouts(sizes: int, form: str, asked: int | None) -> list[int]:
     """How many of the largest sizes to hold out, one check each: the largest, and the two
-    largest where at least two more sizes than parameters remain; or what was asked."""
+    largest where sizes spare (in N alone, two more sizes than parameters remain; in L(N, D),
+    four sizes, each with its data sizes); or what was asked."""
     if asked is not None:
         return [asked] if asked else []
-    return [h for h in (1, 2) if sizes - h >= parameters + h]
+    if form == "chinchilla":
+        return [h for h in (1, 2) if sizes - h >= 4]
+    return [h for h in (1, 2) if sizes - h >= len(FORMS[form]["raw"]) + h]
 
 
 def _warn_about(result: Analysis, fit: Fit) -> None:
@@ -240,7 +243,7 @@ def _warn_about(result: Analysis, fit: Fit) -> None:
 
 def _extrapolate(result: Analysis, fit: Fit, fit_fn, X, Y, D, o: Options) -> None:
     checks = []
-    for h in holdouts(len(np.unique(X)), len(fit.raw), o.holdout):
+    for h in holdouts(len(np.unique(X)), fit.form, o.holdout):
         try:
             small, check = extrapolation_check(fit_fn, X, Y, D, h, o.tolerance)
         except ValueError as e:
