@@ -202,6 +202,7 @@ def test_a_grouping_column_gives_one_law_per_value(in_tmp, capsys):
     assert main(args) == 0
     fits = json.loads((in_tmp / "mixed_analysis" / "fits.json").read_text())
     assert any("differ in dataset" in n and "--group dataset" in n for n in fits["notes"])
+    assert fits["spread"] == [] and fits["noise"] is None  # two training sets are not two seeds
     assert main([*args, "--group", "dataset"]) == 0
     fits = json.loads((in_tmp / "mixed_analysis" / "fits.json").read_text())
     floors = {k: g["fits"][0]["params"]["E"] for k, g in fits["groups"].items()}

@@ -95,7 +95,8 @@ def analyze(data, options: Options | None = None, **settings) -> Analysis:
     d, c = _sweep_columns(df, o.d, o.c) if sweep else (o.d, o.c)
     # in a sweep, runs of one setting share every config column but the seed
     replicas = [k for k in df.columns if "." in k and k != "trainer.seed" and df[k].notna().any()]
-    keys = replicas if sweep else [o.x] + ([d] if d else [])
+    # in any other table, runs of one setting share x, D and every text column
+    keys = replicas if sweep else [o.x] + ([d] if d else []) + _text_columns(df, [o.x, d])
     result = Analysis(x=o.x, y=o.y, d=d, c=c, fits=[], excluded=dict(excluded))
     result.notes += [f"{count} points left out: {reason}" for reason, count in excluded.items()]
     result.noise = seed_noise(df, keys, o.y)
@@ -149,12 +150,16 @@ def _sweep_columns(df: pd.DataFrame, d: str | None, c: str | None) -> tuple[str 
     return d, c
 
 
+def _text_columns(df: pd.DataFrame, numeric: list) -> list:
+    """Columns that name what a row is (a training set, a model), bookkeeping aside."""
+    return [c for c in df.columns if c not in BOOKKEEPING and c not in numeric
+            and not pd.api.types.is_numeric_dtype(df[c])]  # fmt: skip
+
+
 def _warn_about_table(result: Analysis, df: pd.DataFrame, o: Options) -> None:
     """Rows at one size that differ in a non-numeric column, and which N is on the x axis."""
     cell = [o.x] + ([result.d] if result.d else [])
-    for col in df.columns:
-        if col in BOOKKEEPING or col in cell or pd.api.types.is_numeric_dtype(df[col]):
-            continue
+    for col in _text_columns(df, cell):
         if (df.groupby(cell, dropna=False)[col].nunique() > 1).any():
             values = ", ".join(map(str, sorted(df[col].dropna().unique())[:4]))
             result.notes.append(f"rows at one size differ in {col} ({values}): they are pooled "
