@@ -85,7 +85,9 @@ def bootstrap(fit, design: np.ndarray, logy: np.ndarray, sizes: int, resamples: 
     draws, ok = refit(fit, design, logys, weights)
     fit.draws, fit.refits_failed = draws[ok], int((~ok).sum())
     fit.interval_method, fit.noise = method, noise
-    if method == "parametric" and not measured:
+    if (
+        method == "parametric" and not measured and noise.sigma > 1e-12
+    ):  # (exact data: nothing to scale)
         fit.scales = _scales(draws, design, logys)[ok] / noise.sigma
         fit.interval_method = "parametric, studentized"
     fit.ci = intervals(fit)
@@ -197,7 +199,8 @@ def interval(estimate, draws, scales=None, level: float = LEVEL):
     tail = 100 * (1 - level) / 2
     if scales is None:
         return np.percentile(draws, [tail, 100 - tail], axis=0)
-    ratio = (draws - estimate) / scales.reshape(-1, *[1] * (np.ndim(draws) - 1))
+    scales = np.maximum(scales, 1e-12).reshape(-1, *[1] * (np.ndim(draws) - 1))
+    ratio = (draws - estimate) / scales
     qlo, qhi = np.percentile(ratio, [tail, 100 - tail], axis=0)
     return estimate - qhi, estimate - qlo
 
