@@ -1,4 +1,4 @@
-"""``scale``: sweep | run | fit | plot | report | coord-check | ls | show.
+"""``scale``: sweep | run | fit | plot | report | doctor | coord-check | ls | show.
 
 argparse in front of the commands (``scaling.commands``), which import the package only when
 the arguments parse: torch alone costs a second, and a typo deserves an instant answer.
@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         _analysis_options(f)
         if name == "plot":
             f.add_argument("--out", default=None, help="folder for a comparison of several studies")
+
+    d = sub.add_parser("doctor", help="the runs' health: overfitting, under-training, an lr at "
+                       "the edge of its grid, too few sizes, …, one line each with the fix")  # fmt: skip
+    d.add_argument("target", help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file")
+    d.add_argument("--x", default=DEFAULTS.x, help=f"size column (default: {DEFAULTS.x})")
+    d.add_argument("--y", default=DEFAULTS.y, help=f"loss column (default: {DEFAULTS.y})")
 
     c = sub.add_parser("coord-check", help="μP's coordinate check: activation sizes across widths")
     c.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides of the point checked")

@@ -21,33 +21,35 @@ def _options(args):
 
 def cmd_sweep(args) -> int:
     from .config.presets import find_preset
-    from .console import SweepProgress, console, points_table
-    from .launch import launch, pending, write_grid
+    from .console import console, points_table
+    from .launch import write_grid
     from .planning import plan_sweep
     from .store import failure_streak, write_results
+    from .tuning import tuned_stage, tuning_stage
 
     name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
     preset = find_preset(name)
     out = Path(args.out or Path("outputs") / name).resolve()
     sweep = plan_sweep(name, preset, overrides, out)  # every point planned: nothing written yet
+    plan_note = tuning_stage(sweep)
     if args.fresh and out.exists():
         aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(out, aside)
         console.print(f"moved the old sweep aside to {aside}")
-    write_grid(sweep, "scale sweep " + " ".join([name, *overrides]), preset)
-    todo, jobs = pending(sweep, args.retry_failed)
-    n = len(sweep.specs)
-    console.print(f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {out}")
-    interrupted = False
-    if jobs:
+    command = "scale sweep " + " ".join([name, *overrides])
+    write_grid(sweep, command, preset)
+    if plan_note:
+        console.print(f"[bold]{name}[/]: {plan_note}")
+    interrupted = _launch_stage(sweep, name, args)
+    if sweep.deferred and not interrupted:
         try:
-            with SweepProgress(out, [s.entry() for s in todo]):
-                launch(sweep, jobs, args.max_failures)
-        except KeyboardInterrupt:
-            interrupted = True
-            console.print(
-                "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
-            )
+            law = tuned_stage(sweep)
+        except BadInput as e:
+            console.print(f"[red]{e}[/]")
+        else:
+            console.print(f"[bold]{name}[/]: {law.text()} from the tuning runs")
+            write_grid(sweep, command, preset)
+            interrupted = _launch_stage(sweep, name, args)
     df = write_results(out)
     mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
@@ -60,7 +62,31 @@ def cmd_sweep(args) -> int:
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if interrupted:
         return EXIT_INTERRUPTED
+    if sweep.deferred:
+        return EXIT_POINTS_FAILED  # the sizes to train at a tuned lr were never planned
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
+
+
+def _launch_stage(sweep, name: str, args) -> bool:
+    """Train what of the sweep's current jobs is not done, with progress; whether Ctrl-C
+    interrupted it."""
+    from .console import SweepProgress, console
+    from .launch import launch, pending
+
+    todo, jobs = pending(sweep, args.retry_failed)
+    n = len(sweep.specs)
+    console.print(f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {sweep.out}")
+    if not jobs:
+        return False
+    try:
+        with SweepProgress(sweep.out, [s.entry() for s in todo]):
+            launch(sweep, jobs, args.max_failures)
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
+        )
+        return True
+    return False
 
 
 def _preset_and_overrides(argv: list[str], default: str | None) -> tuple[str | None, list[str]]:
@@ -108,17 +134,27 @@ def _each(analysis) -> list:
     return list(analysis.values()) if isinstance(analysis, dict) else [analysis]
 
 
-def _print_analysis(table, analysis, group: str | None) -> None:
+def _print_analysis(table, analysis, group: str | None, findings=()) -> None:
     from .console import console
     from .report import terminal
 
-    parts = analysis.items() if isinstance(analysis, dict) else [(None, analysis)]
-    for value, one in parts:
+    parts = list(analysis.items()) if isinstance(analysis, dict) else [(None, analysis)]
+    for i, (value, one) in enumerate(parts):
         if value is not None:
             console.rule(f"{group} = {value}")
         rows = table.all if value is None else table.all[table.all[group] == value]
-        for item in terminal(one, rows):
+        last = i == len(parts) - 1  # the runs' health is the whole table's: once, at the end
+        for item in terminal(one, rows, findings if last else None):
             console.print(item)
+
+
+def _findings(table, options) -> list:
+    """The runs' health (``analysis.health``), with the histories of a sweep folder's points."""
+    from .analysis.health import check
+    from .store import read_histories
+
+    histories = read_histories(table.sweep_dir) if table.sweep_dir is not None else {}
+    return check(table.all, histories, options.x, options.y)
 
 
 def _analyse(target: str, options, title: str, need_law: bool = True) -> int:
@@ -127,8 +163,9 @@ def _analyse(target: str, options, title: str, need_law: bool = True) -> int:
     from .report import write_all
 
     table, analysis = _study(target, options, need_law)
-    _print_analysis(table, analysis, options.group)
-    paths = write_all(table, analysis, title, options.group)
+    findings = _findings(table, options)
+    _print_analysis(table, analysis, options.group, findings)
+    paths = write_all(table, analysis, title, options.group, findings)
     console.print(f"report: {paths['report_html']}  plots: {table.out / 'plots'}")
     return EXIT_OK
 
@@ -168,7 +205,7 @@ def cmd_fit(args) -> int:
 
     options = _options(args)
     table, analysis = _study(args.targets[0], options)
-    _print_analysis(table, analysis, options.group)
+    _print_analysis(table, analysis, options.group, _findings(table, options))
     record = ({"group": options.group, "groups": {str(k): a.record() for k, a in analysis.items()}}
               if isinstance(analysis, dict) else analysis.record())  # fmt: skip
     write_json(table.out / "fits.json", record)
@@ -197,6 +234,22 @@ def cmd_plot(args) -> int:
     for path in paths:
         console.print(f"wrote {path}")
     return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    """The runs' health alone: one line per finding with its fix; exit 1 when there is one."""
+    from .analysis.options import Options
+    from .console import console
+    from .store import load_table
+
+    options = Options(x=args.x, y=args.y)
+    table = load_table(args.target, [options.x, options.y])
+    findings = _findings(table, options)
+    for f in findings:
+        console.print(f"- {f.line()}", highlight=False)
+    if not findings:
+        console.print(f"{args.target}: nothing found")
+    return EXIT_POINTS_FAILED if findings else EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -285,6 +338,7 @@ COMMANDS = {
     "fit": cmd_fit,
     "plot": cmd_plot,
     "report": cmd_report,
+    "doctor": cmd_doctor,
     "coord-check": cmd_coord_check,
     "ls": cmd_ls,
     "show": cmd_show,

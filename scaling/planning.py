@@ -28,6 +28,7 @@ from .studies.distill import find_teacher
 from .training.device import resolve_device, resolve_dtype
 from .training.evaluate import loss_fn_for
 from .training.loggers import check_logger
+from .training.optim import peak_lr
 from .training.parallel import backend_for
 
 PACK_KEYS = ("trainer.seed", "trainer.pack_seeds")  # a packed seed's own overrides
@@ -47,14 +48,17 @@ class PointSpec:
     examples_per_step: int  # tokens for language modelling
     train_size: int  # unique training examples (tokens)
     task: str
-    role: str = "point"  # point | packed (a seed trained with others) | teacher
+    lr: float  # the peak learning rate (optim.lr_scaling applied)
+    lr_source: str = "config"  # config | mup | rule: <name> | tuned | tuning (a tuning run)
+    role: str = "point"  # point | packed (a seed trained with others) | teacher | tuning
     job: str | None = None  # the first point of the job that trains it; None for a teacher
     teacher: PointSpec | None = None  # the study's teacher, trained before this point
 
     def entry(self) -> dict:
         """The point's line in grid.json."""
         return {"point_id": self.point_id, "overrides": list(self.overrides), "label": self.label,
-                "params": self.params["total"], "role": self.role, "job": self.job}  # fmt: skip
+                "params": self.params["total"], "role": self.role, "job": self.job,
+                "lr": self.lr, "lr_source": self.lr_source}  # fmt: skip
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Sweep:
     launcher: dict = field(default_factory=dict)  # the launcher's settings, for the checks
     remote: bool = False  # the points run on a scheduler's machines, not this one
     preset: Path | None = None  # the preset's file
+    deferred: list = field(default_factory=list)  # jobs that wait for a tuned lr (scaling.tuning)
 
 
 # ---------------------------------------------------------------- a sweep
@@ -154,6 +159,7 @@ def plan_point(cfg: Config, point=(), label: str = "default", shapes: dict | Non
         flops = count_flops(cfg, spec)
         per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
         steps = plan_steps(cfg.trainer, counts["total"], per_step, train_size, flops["total"])
+        lr, lr_source = peak_lr(cfg, counts["nonembedding"], flops["total"] * steps)
     except (ValueError, OSError) as e:
         if isinstance(e, BadInput):
             raise
@@ -162,7 +168,7 @@ def plan_point(cfg: Config, point=(), label: str = "default", shapes: dict | Non
     if disagreement:
         warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
     return PointSpec(cfg, tuple(point), label, point_id(cfg), counts, flops, steps, per_step,
-                     train_size, spec.task, role=role, teacher=teacher)  # fmt: skip
+                     train_size, spec.task, lr, lr_source, role=role, teacher=teacher)  # fmt: skip
 
 
 def point_id(cfg: Config) -> str:

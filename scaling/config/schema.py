@@ -70,6 +70,9 @@ class DataConfig:
         positive(self, "train_size", "val_size")
 
 
+LR_RULES = ("none", "width", "olmo", "deepseek")
+
+
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # adamw | sgd
@@ -82,14 +85,17 @@ class OptimConfig:
     schedule: str = "cosine"  # cosine | constant
     min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
-    # none: lr for every size; width: lr·base_width/width (the family's width field), lr ∝ 1/width
+    # the lr per size, by a rule (the study's tune.lrs tunes it instead):
+    # none: optim.lr at every size; width: lr·base_width/width (the family's width field);
+    # olmo: 0.0047·(N/108M)^(-1/3), N non-embedding parameters (OLMo ladder; Bhagia et al. 2024);
+    # deepseek: 0.3118·C^(-0.125), C the point's training FLOPs (DeepSeek LLM, Bi et al. 2024)
     lr_scaling: str = "none"
     base_width: int = 64
     GROUP: ClassVar[str] = "optim"
 
     def __post_init__(self):
         choice(self, "name", ("adamw", "sgd"))
-        choice(self, "lr_scaling", ("none", "width"))
+        choice(self, "lr_scaling", LR_RULES)
         choice(self, "schedule", ("cosine", "constant"))
         positive(self, "lr", "base_width")
         positive(self, "weight_decay", "grad_clip", "min_lr_ratio", allow_zero=True)
@@ -212,6 +218,28 @@ class DistillConfig:
 
 
 @dataclass
+class TuneConfig:
+    """A learning rate per size, tuned: ``lrs`` run at the ``sizes`` smallest sizes of the
+    sweep (ordinary points), the best lr per size from a parabola in log lr around the
+    minimum, then lr*(N) = c·N^(-γ) fitted across them and used at every size."""
+
+    lrs: list[float] = field(default_factory=list)  # the grid; empty: no tuning
+    sizes: int = 3  # how many of the smallest sizes run the grid
+    # also train the largest size at the tuned lr times and divided by the grid's step
+    check: bool = False
+    GROUP: ClassVar[str] = "tune"
+
+    def __post_init__(self):
+        positive(self, "sizes")
+        if self.lrs and (len(self.lrs) < 3 or min(self.lrs) <= 0):
+            raise ValueError(f"tune.lrs needs three or more positive learning rates, got {self.lrs}")
+
+    @property
+    def on(self) -> bool:
+        return bool(self.lrs)
+
+
+@dataclass
 class Config:
     model: Any = MISSING
     data: Any = MISSING
@@ -220,6 +248,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     sweep: str = "run"  # the study's name (a preset's name)
     out: str = "outputs/run"  # the study's folder; points go to out/points/<point_id>/
     # a preset's explicit points (paired settings), each a dict of overrides
@@ -236,6 +265,8 @@ def validate(cfg: Config) -> None:
     _check_pack(cfg)
     _check_width_rules(cfg)
     _check_studies(cfg)
+    if cfg.tune.on and cfg.optim.lr_scaling != "none":
+        raise ValueError(f"tune.lrs tunes the lr per size; drop optim.lr_scaling={cfg.optim.lr_scaling}")
 
 
 def _check_budget(tr: TrainerConfig) -> None:
@@ -289,7 +320,7 @@ def _check_width_rules(cfg: Config) -> None:
                          f"not {family}; use model.parametrization=sp")  # fmt: skip
     if cfg.optim.lr_scaling != "none":
         raise ValueError("model.parametrization=mup sets per-layer learning rates itself; "
-                         "drop optim.lr_scaling=width")  # fmt: skip
+                         f"drop optim.lr_scaling={cfg.optim.lr_scaling}")  # fmt: skip
 
 
 def _check_studies(cfg: Config) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import store
 from ..config.presets import find_preset
 from ..planning import plan_sweep
+from ..tuning import tuned_stage, tuning_stage
 from .hydra import launch
 from .jobs import pending, train_job, train_point, write_grid
 
@@ -29,10 +30,18 @@ def run_sweep(preset: str = "mlp_width", overrides=(), out=None, retry_failed: b
     path = find_preset(preset)
     out = Path(out or Path("outputs") / preset).resolve()
     sweep = plan_sweep(preset, path, list(overrides), out)
-    write_grid(sweep, "scale sweep " + " ".join([preset, *overrides]), path)
+    tuning_stage(sweep)
+    command = "scale sweep " + " ".join([preset, *overrides])
+    write_grid(sweep, command, path)
     _, jobs = pending(sweep, retry_failed)
     if jobs:
         launch(sweep, jobs, max_failures)
+    if sweep.deferred:  # the lr is tuned: the grid's points at the fitted lr*(N)
+        tuned_stage(sweep)
+        write_grid(sweep, command, path)
+        _, jobs = pending(sweep, retry_failed)
+        if jobs:
+            launch(sweep, jobs, max_failures)
     return store.write_results(out)
 
 

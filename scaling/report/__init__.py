@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import store
+from ..analysis.lr import LRLaw
 from . import render, study_plots
 from .plots import compare, figures
 from .sections import ANALYSIS, Section, analysis_sections, report_sections
@@ -19,24 +20,42 @@ from .study_sections import (
     compression_section,
     coord_section,
     distillation_section,
+    lr_section,
     transfer_section,
 )
 
-COORDS = "coord_check.csv"  # what `scale coord-check` leaves in a study's plots/
+COORDS = "coord_check.csv"
+HEALTH = "Run health"  # what `scale coord-check` leaves in a study's plots/
 
 
-def terminal(analysis, df_all: pd.DataFrame) -> list:
-    """What ``scale fit`` prints: each law with its intervals, the checks and the notes."""
-    return render.terminal(
-        [s for s in analysis_sections(analysis, df_all) if s.heading in ANALYSIS]
-    )
+def terminal(analysis, df_all: pd.DataFrame, findings=None) -> list:
+    """What ``scale fit`` prints: each law with its intervals, the checks, the notes and the
+    runs' health (``analysis.health`` findings)."""
+    sections = [s for s in analysis_sections(analysis, df_all) if s.heading in ANALYSIS]
+    health = [] if findings is None else [health_section(findings)]
+    return render.terminal(sections + health)
 
 
-def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str) -> list[Section]:
-    """Sections of studies beyond size (compression, distillation, width transfer), with their
-    figures drawn into ``plots_dir``."""
+def health_section(findings) -> Section:
+    """One line per finding with its fix, or that nothing was found."""
+    if not findings:
+        return Section(HEALTH, ["Nothing found: no overfitting, under-training, lr at the edge "
+                                "of its grid, divergence or seed scatter."])  # fmt: skip
+    return Section(HEALTH, ["\n".join(f"- {f.line()}" for f in findings)])
+
+
+def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str,
+                   sweep_dir: Path | None = None) -> list[Section]:  # fmt: skip
+    """Sections of studies beyond size (a tuned lr, compression, distillation, width
+    transfer), with their figures drawn into ``plots_dir``."""
     ok = df_all[df_all["status"] == "ok"] if "status" in df_all else df_all
     out = []
+    record = store.read_lr_law(sweep_dir)
+    law = None if record is None else LRLaw.from_record(record)
+    section = lr_section(df_all, law)
+    if section:
+        section.figures = study_plots.loss_vs_lr(df_all, law, plots_dir, title)
+        out.append(section)
     section = compression_section(ok)
     if section:
         section.figures = study_plots.accuracy_vs_bytes(ok, plots_dir, title)
@@ -60,12 +79,13 @@ def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str) ->
     return out
 
 
-def write_all(table, analysis, title: str, group: str | None = None) -> dict:
+def write_all(table, analysis, title: str, group: str | None = None, findings=None) -> dict:
     """fits.json, every figure, report.md and report.html into the study's folder.
 
     ``analysis`` is an ``Analysis``, or with ``group`` a dict value -> Analysis (one law per
     value of that column): the report then has each group's sections, and the figures a
-    comparison of the groups.
+    comparison of the groups. ``findings`` (``analysis.health``) make a section after the
+    prediction check.
     """
     out = table.out
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +110,9 @@ def write_all(table, analysis, title: str, group: str | None = None) -> dict:
         command = f"# {info['command']}" if info.get("command") else ""
         config = "\n".join(x for x in (command, info.get("preset", "")) if x) or None
         sections, x = report_sections(table.all, analysis, title, config), analysis.x
-    studies = study_sections(table.all, x, out / "plots", title)
+    if findings is not None:
+        sections.insert(min(2, len(sections)), health_section(findings))
+    studies = study_sections(table.all, x, out / "plots", title, table.sweep_dir)
     for section in studies:  # every figure in one closing section, as a reader expects
         figs += section.figures
         section.figures = []

@@ -171,3 +171,43 @@ def plot_coord_check(
     fig.tight_layout()
     path = Path(path)
     return _save(fig, path.parent, path.stem)
+
+
+def loss_vs_lr(df: pd.DataFrame, law, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Left: loss against lr at each tuned size, its best lr starred. Right: the best lrs and
+    the fitted lr*(N) against N, with the lr each trained size used."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    cmap = plt.get_cmap("viridis")
+    for j, b in enumerate(law.best):
+        color = cmap(j / max(1, len(law.best) - 1))
+        left.plot(b.lrs, b.losses, marker="o", ms=3, color=color, label=f"N = {b.size:,.0f}")
+        left.scatter([b.lr], [np.interp(np.log(b.lr), np.log(b.lrs), b.losses)], marker="*", s=160,
+                     color=color, edgecolors="black", zorder=5)  # fmt: skip
+    left.set_xscale("log")
+    left.set_xlabel("learning rate")
+    left.set_ylabel(label("val_loss"))
+    left.set_title("tuning runs (★ best lr, parabola vertex)")
+    left.legend(fontsize=8)
+    sizes = np.array([b.size for b in law.best])
+    trained = df[df.get("lr_source", pd.Series(dtype=str)).eq("tuned")]
+    n = pd.to_numeric(trained.get("params_nonembedding"), errors="coerce").dropna()
+    grid = np.geomspace(min(sizes.min(), n.min() if len(n) else sizes.min()),
+                        max(sizes.max(), n.max() if len(n) else sizes.max()), 50)  # fmt: skip
+    right.plot(grid, law(grid), color="k", label=law.text())
+    right.scatter(sizes, [b.lr for b in law.best], marker="*", s=120, color="tab:orange",
+                  edgecolors="black", zorder=5, label="best lr of a tuned size")  # fmt: skip
+    if len(n):
+        right.scatter(n, trained.loc[n.index, "lr"], color="tab:blue", s=20, zorder=4,
+                      label="lr each size trained at")  # fmt: skip
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.xaxis.set_minor_formatter(NullFormatter())
+    right.yaxis.set_minor_formatter(NullFormatter())
+    right.set_xlabel("N (non-embedding parameters)")
+    right.set_ylabel("learning rate")
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, Path(out_dir), "lr_per_size")

@@ -108,3 +108,32 @@ def coord_section(coords: pd.DataFrame, info: dict) -> Section:
         f"|activation| per coordinate. From width {widths[0]:g} to {widths[-1]:g} it changes by "
         f"at most {changes}. Under μP it should stay near ×1."
     ])  # fmt: skip
+
+
+def lr_section(df_all: pd.DataFrame, law) -> Section | None:
+    """A tuned learning rate (``law``, an ``LRLaw``; None: no section): each tuned size's best
+    lr, the fitted lr*(N) and the lr every size was trained at."""
+    if law is None:
+        return None
+    rows = []
+    for b in law.best:
+        rows.append({"N (non-embedding)": f"{b.size:,.0f}", "lrs tried": ", ".join(f"{v:g}" for v in b.lrs),
+                     "best lr": f"{b.lr:.3g}" + (f" (at the {b.edge} end)" if b.edge else ""),
+                     "loss there": f"{b.loss:.4g}"})  # fmt: skip
+    trained = df_all[df_all["lr_source"].eq("tuned")] if "lr_source" in df_all else df_all[:0]
+    used = trained.sort_values("params")[["label", "params_nonembedding", "lr"]].rename(
+        columns={"label": "point", "params_nonembedding": "N (non-embedding)"})
+    blocks = [
+        "The lr is tuned at the smallest sizes: each lr of the grid is a run, the best lr of a "
+        "size is the vertex of a parabola in log lr through the lowest loss and its neighbours, "
+        "and a power law through those best lrs sets every size's lr.",
+        Frame(pd.DataFrame(rows)),
+        f"Fitted: {law.text()}.",
+    ]
+    if len(used):
+        blocks += ["Each size trained at its lr*(N):", _frame(used)]
+    edges = [b for b in law.best if b.edge]
+    if edges:
+        blocks.append(f"**Warning**: at {len(edges)} of {len(law.best)} tuned sizes the best lr is "
+                      "at an end of the grid; extend tune.lrs so the loss turns on both sides.")  # fmt: skip
+    return Section("Learning rate per size", blocks)

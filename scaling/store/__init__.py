@@ -35,11 +35,13 @@ from .points import (
     write_result,
 )
 from .sweeps import (
+    LR_LAW,
     collect,
     failure_streak,
     read_grid,
     read_grid_info,
     read_histories,
+    read_lr_law,
     record_outcome,
     write_grid,
     write_results,
@@ -47,11 +49,11 @@ from .sweeps import (
 from .tables import Table, find_study, load_table
 
 __all__ = [
-    "COLUMNS", "FAILED", "HISTORY_COLUMNS", "SETTINGS", "STATUSES", "Table", "atomic_write",
+    "COLUMNS", "FAILED", "LR_LAW", "HISTORY_COLUMNS", "SETTINGS", "STATUSES", "Table", "atomic_write",
     "atomic_write_text", "checkpoint_path", "clear_failures", "collect", "failure_streak",
     "find_study", "first_failure", "last_history", "load_table", "lock", "model_path",
     "needs_training", "new_row", "point_folder", "point_id", "point_identity", "read_grid",
-    "read_grid_info", "read_histories", "read_json", "read_result", "record_failure",
+    "read_grid_info", "read_histories", "read_json", "read_lr_law", "read_result", "record_failure",
     "record_outcome", "settings_columns", "split_variant", "try_lock", "variant_id",
     "write_grid", "write_history", "write_json", "write_result", "write_results",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ COLUMNS = [
     "sweep", "point_id", "status", "error",
     "family", "dataset", "task",
     "params", "params_nonembedding",
-    "train_examples", "train_tokens", "train_size", "steps", "batch_size", "lr", "seed", "world_size",
+    "train_examples", "train_tokens", "train_size", "steps", "batch_size", "lr", "lr_source", "role", "seed", "world_size",
     "micro_batch_size", "grad_accum",
     "flops_per_step", "flops_total", "flops_6nd",
     "train_loss", "val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_bpb", "val_r2",

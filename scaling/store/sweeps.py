@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .files import atomic_write_text, write_json
+from .files import atomic_write_text, read_json, write_json
 from .points import COLUMNS, read_result, split_variant
 
 
@@ -40,6 +40,13 @@ def write_grid(
                {"sweep": name, "command": command, "preset": preset, "points": old + points})  # fmt: skip
 
 
+LR_LAW = "lr_law.json"  # a tuned sweep's lr*(N) and each tuned size's runs (scaling.tuning)
+
+
+def read_lr_law(sweep_dir: Path | None) -> dict | None:
+    return None if sweep_dir is None else read_json(Path(sweep_dir) / LR_LAW)
+
+
 STREAK = ".failure_streak"  # failures in a row, shared by the jobs of a sweep through the folder
 
 
@@ -66,8 +73,12 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
         row = read_result(point_dir)
         if row is not None:
             base, variant = split_variant(row["point_id"])
-            name = grid.get(base, {}).get("label")
-            rows.append({**row, "label": f"{name} {variant}" if name and variant else name})
+            planned = grid.get(base, {})
+            name = planned.get("label")
+            # the plan says what a run is for: a tuning run whose lr turned out best is the
+            # size's point at its tuned lr
+            role = {k: planned[k] for k in ("role", "lr_source") if planned.get(k)}
+            rows.append({**row, **role, "label": f"{name} {variant}" if name and variant else name})
             seen.add(row["point_id"])
     for pid, point in grid.items():
         if pid not in seen:

@@ -10,6 +10,8 @@ import pandas as pd
 from ..errors import BadInput
 from .sweeps import collect
 
+TUNING = ("tuning", "tuning check")  # lr_source of a tuning run: the lr section reports it
+
 
 @dataclass
 class Table:
@@ -60,9 +62,11 @@ def load_table(target: str, needed: list[str]) -> Table:
         for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
             excluded[f"status {status}"] = int(count)
         ok = df[df["status"] == "ok"]
-    for column, reason in (("compression", "compressed variant"), ("distill.alpha", "distilled")):
+    for column, reason in (("compression", "compressed variant"), ("distill.alpha", "distilled"),
+                           ("lr_source", "learning-rate tuning runs")):  # fmt: skip
         if column in ok.columns:
-            other = ok[column].notna() & ~ok[column].isin(["none", 0, 0.0])
+            other = ok[column].notna() & ~ok[column].isin(["none", 0, 0.0]) \
+                if column != "lr_source" else ok[column].isin(TUNING)  # fmt: skip
             if other.any():
                 excluded[reason] = int(other.sum())
                 ok = ok[~other]

@@ -7,11 +7,21 @@ import math
 import torch
 
 
-def peak_lr(cfg) -> float:
-    """The point's learning rate: ``optim.lr``, or with ``lr_scaling=width`` lr·base_width/width."""
-    if cfg.optim.lr_scaling == "none":
-        return cfg.optim.lr
-    return cfg.optim.lr * cfg.optim.base_width / cfg.model.width_size
+def peak_lr(cfg, params_nonembedding: int, flops_total: float) -> tuple[float, str]:
+    """The point's peak learning rate and where it came from (``optim.lr_scaling``).
+
+    none: ``optim.lr``; width: lr·base_width/width; olmo: 0.0047·(N/108M)^(-1/3) with N the
+    non-embedding parameters (the OLMo ladder's rule); deepseek: 0.3118·C^(-0.125) with C the
+    point's training FLOPs (DeepSeek LLM's fit). Under μP ``optim.lr`` is the base model's.
+    """
+    optim, rule = cfg.optim, cfg.optim.lr_scaling
+    if rule == "width":
+        return optim.lr * optim.base_width / cfg.model.width_size, "rule: width"
+    if rule == "olmo":
+        return 0.0047 * (params_nonembedding / 108e6) ** (-1 / 3), "rule: olmo"
+    if rule == "deepseek":
+        return 0.3118 * flops_total ** -0.125, "rule: deepseek"
+    return optim.lr, "mup" if cfg.model.parametrization == "mup" else "config"
 
 
 def lr_at(step: int, steps: int, optim, peak: float) -> float:

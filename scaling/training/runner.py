@@ -21,7 +21,7 @@ from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
 from .loop import Checkpoint, Course, run
 from .member import HERE, Member, Resources, now
-from .optim import make_optimizer, peak_lr
+from .optim import make_optimizer
 from .parallel import join, wrap
 from .steppers import Packed, Single
 
@@ -94,7 +94,7 @@ def _members(specs: list, point_dirs: list, resources: Resources):
     ]
     dtype = resolve_dtype(tr.precision, device)
     for m in members:
-        m.row.update(lr=peak_lr(m.spec.cfg), device=str(device), dtype=dtype)
+        m.row.update(lr=m.spec.lr, lr_source=m.spec.lr_source, device=str(device), dtype=dtype)
     return members, group, device, dtype
 
 
@@ -127,7 +127,7 @@ def _train(members: list, group, device: torch.device, dtype: str, watch=None) -
     if len(members) == 1 and members[0].folder is not None:
         path = store.checkpoint_path(members[0].folder)
         checkpoint = Checkpoint(path, tr.checkpoint_every, group, cfg.sweep)
-    course = Course(spec.steps, cfg.optim, peak_lr(cfg), tr.eval_interval, tr.early_stop_patience,
+    course = Course(spec.steps, cfg.optim, spec.lr, tr.eval_interval, tr.early_stop_patience,
                     tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep)  # fmt: skip
 
     def profiler(steps_left: int):

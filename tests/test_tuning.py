@@ -1,0 +1,114 @@
+"""A learning rate per size: the best lr of a size, lr*(N) through them, rules, and a tuned sweep."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY
+
+from scaling.analysis.lr import best_lr, fit_lr_law, tune_table
+from scaling.cli import main
+
+
+def test_best_lr_is_the_parabolas_vertex_and_an_edge_is_named():
+    lrs = np.geomspace(1e-3, 1e-1, 5)
+    truth = 0.02
+    losses = 1.0 + 0.3 * (np.log(lrs) - np.log(truth)) ** 2
+    assert best_lr(lrs, losses).lr == pytest.approx(truth, rel=1e-6)
+    assert best_lr(lrs, losses).edge is None
+    falling = 2.0 - np.log(lrs)  # still falling at the largest lr tried
+    best = best_lr(lrs, falling)
+    assert best.edge == "largest" and best.lr == pytest.approx(0.1)
+    diverged = losses.copy()
+    diverged[2] = np.nan  # the run nearest the optimum failed: the best finished run wins
+    assert best_lr(lrs, diverged).lr in (pytest.approx(lrs[1]), pytest.approx(lrs[3]))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.35, 0.8])
+def test_tuned_lr_recovers_a_planted_power(gamma):
+    """Loss is a bowl in log lr around lr*(N) = 0.5·N^-γ, with 1% noise: tuning the three
+    smallest of six sizes on a five-lr grid finds γ within ±0.1, in every one of 20 studies."""
+    rng = np.random.default_rng(0)
+    sizes = np.geomspace(1e3, 3e5, 6)[:3]
+    for _ in range(20):
+        rows = []
+        for n in sizes:
+            optimum = 0.5 * n**-gamma
+            grid = optimum * np.exp(rng.uniform(-0.5, 0.5)) * np.geomspace(1 / 9, 9, 5)
+            for lr in grid:
+                loss = (3.0 * n**-0.3 + 0.2) * (1 + 0.15 * np.log(lr / optimum) ** 2)
+                rows.append({"params_nonembedding": n, "lr": lr, "status": "ok",
+                             "val_loss": loss * (1 + 0.01 * rng.standard_normal())})  # fmt: skip
+        law = fit_lr_law(tune_table(pd.DataFrame(rows), "params_nonembedding"))
+        assert abs(law.gamma - gamma) < 0.1
+        assert law.gamma_ci[0] < law.gamma_ci[1]
+
+
+def test_seeds_of_one_lr_are_averaged_and_failed_runs_ignored():
+    rows = pd.DataFrame({
+        "params": [10] * 6, "lr": [0.01, 0.01, 0.03, 0.03, 0.1, 0.1],
+        "val_loss": [1.0, 1.2, 0.8, 0.9, 5.0, np.nan], "status": ["ok"] * 5 + ["diverged"],
+    })  # fmt: skip
+    (best,) = tune_table(rows)
+    assert best.losses == pytest.approx([1.1, 0.85, 5.0])
+    assert 0.01 < best.lr < 0.1 and best.edge is None
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ("olmo", lambda n, c: 0.0047 * (n / 108e6) ** (-1 / 3)),
+        ("deepseek", lambda n, c: 0.3118 * c**-0.125),
+    ],
+)
+def test_published_lr_rules(point, rule, expected):
+    small, large = (point(f"model.width={w}", f"optim.lr_scaling={rule}") for w in (16, 256))
+    for spec in (small, large):
+        flops = spec.flops["total"] * spec.steps
+        assert spec.lr == pytest.approx(expected(spec.params["nonembedding"], flops))
+        assert spec.lr_source == f"rule: {rule}"
+    assert large.lr < small.lr  # both rules lower the lr as the model grows
+
+
+def test_a_tuned_sweep_runs_its_grid_first_then_every_size_at_its_fitted_lr(in_tmp):
+    argv = ["sweep", "model.width=4,8,16,32", "tune.lrs=[0.003,0.01,0.03,0.1]", "tune.sizes=2",
+            "tune.check=true", *TINY]  # fmt: skip
+    assert main(argv) == 0
+    out = in_tmp / "outputs" / "mlp_width"
+    df = pd.read_csv(out / "results.csv")
+    law = json.loads((out / "lr_law.json").read_text())
+    tuning = df[df["lr_source"] == "tuning"]
+    assert len(tuning) >= 6 and set(tuning["model.width"]) == {4, 8}  # two may be a size's point
+    assert set(df.loc[df["role"] == "tuning", "lr_source"]) == {"tuning", "tuning check"}
+    tuned = df[df["lr_source"] == "tuned"].set_index("model.width")
+    assert sorted(tuned.index) == [4, 8, 16, 32]  # every size, once, at its own lr
+    for width, row in tuned.iterrows():
+        fitted = law["c"] * row["params_nonembedding"] ** -law["gamma"]
+        assert row["lr"] == pytest.approx(fitted, rel=1e-3)
+        assert row["optim.lr"] == row["lr"]
+    check = df[df["lr_source"] == "tuning check"]
+    assert set(check["model.width"]) == {32} and len(check) == 2
+    step = (0.1 / 0.003) ** (1 / 3)  # the grid's mean step
+    assert sorted(check["lr"] / tuned.loc[32, "lr"]) == pytest.approx([1 / step, step], rel=1e-3)
+    fits = json.loads((out / "fits.json").read_text())
+    assert fits["excluded"].get("learning-rate tuning runs", 0) >= 6  # the law sees one row a size
+    assert "Learning rate per size" in (out / "report.md").read_text()
+    assert (out / "plots" / "lr_per_size.png").is_file()
+    finished = {p.name: p.stat().st_mtime for p in (out / "points").iterdir()}
+    assert main(argv) == 0  # a re-run finds the same points done
+    assert {p.name: p.stat().st_mtime for p in (out / "points").iterdir()} == finished
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sweep", "tune.lrs=[0.01,0.1]"], "three or more"),
+        (["sweep", "tune.lrs=[0.01,0.03,0.1]", "optim.lr_scaling=width"], "drop optim.lr_scaling"),
+        (["run", "optim.lr_scaling=kaplan"], "optim.lr_scaling must be one of"),
+    ],
+)
+def test_bad_tuning_settings_are_one_line(in_tmp, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
