@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from . import measure, store
 from .config import compose as composing
-from .config.schema import Config
+from .config.schema import Config, validate
 from .data import fingerprint, load_data
 from .errors import BadInput
 from .models import build_model
@@ -28,7 +28,7 @@ from .studies.distill import find_teacher
 from .training.device import resolve_device, resolve_dtype
 from .training.evaluate import loss_fn_for
 from .training.loggers import check_logger
-from .training.optim import peak_lr
+from .training.optim import peak_lr, rule_batch
 from .training.parallel import backend_for
 
 PACK_KEYS = ("trainer.seed", "trainer.pack_seeds")  # a packed seed's own overrides
@@ -157,7 +157,11 @@ def plan_point(cfg: Config, point=(), label: str = "default", shapes: dict | Non
         with torch.device("meta"):
             counts = measure.param_counts(build_model(cfg.model, spec))
         flops = count_flops(cfg, spec)
-        per_step = cfg.trainer.batch_size * (spec.input_shape[0] if spec.task == "lm" else 1)
+        per_example = spec.input_shape[0] if spec.task == "lm" else 1
+        if cfg.trainer.batch_scaling != "none":
+            cfg = scaled_batch(cfg, counts, flops["total"], per_example, train_size)
+            flops = count_flops(cfg, spec)
+        per_step = cfg.trainer.batch_size * per_example
         steps = plan_steps(cfg.trainer, counts["total"], per_step, train_size, flops["total"])
         lr, lr_source = peak_lr(cfg, counts["nonembedding"], flops["total"] * steps)
     except (ValueError, OSError) as e:
@@ -169,6 +173,19 @@ def plan_point(cfg: Config, point=(), label: str = "default", shapes: dict | Non
         warnings.warn(f"{cfg.model.family}: {disagreement}", stacklevel=1)
     return PointSpec(cfg, tuple(point), label, point_id(cfg), counts, flops, steps, per_step,
                      train_size, spec.task, lr, lr_source, role=role, teacher=teacher)  # fmt: skip
+
+
+def scaled_batch(cfg: Config, counts: dict, flops_per_step: int, per_example: int,
+                 train_size: int) -> Config:  # fmt: skip
+    """The config with ``trainer.batch_size`` set by its ``batch_scaling`` rule; the compute the
+    DeepSeek rule reads is the budget's, which does not depend on the batch."""
+    tr = cfg.trainer
+    per_step = tr.batch_size * per_example
+    steps = plan_steps(tr, counts["total"], per_step, train_size, flops_per_step)
+    batch = rule_batch(tr.batch_scaling, counts["nonembedding"], flops_per_step * steps, per_example)
+    cfg = replace(cfg, trainer=replace(tr, batch_size=batch))
+    validate(cfg)
+    return cfg
 
 
 def point_id(cfg: Config) -> str:

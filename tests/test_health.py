@@ -137,6 +137,18 @@ def test_a_loss_still_falling_at_the_end_is_under_training():
     assert "4.8%" in finding.text  # 1.05 → 1: a fall of 1 - 1/1.05
 
 
+def test_an_annealing_gain_at_the_end_is_not_under_training():
+    """A loss that fell from 3 to 1.05 and gains 5% more as the lr decays at the end: the last
+    tenth brings 2.5% of the whole fall, which a run that has learned what it can shows."""
+    rows = _study()
+    histories = _histories(rows)
+    final = rows.set_index("point_id").loc["p128", "val_loss"]
+    h = histories["p128"]
+    h["val_loss"] = np.where(h["step"] <= 900, final * 1.05, final)
+    h.loc[0, "val_loss"] = 3 * final
+    assert "under-training" not in _kinds(check(rows, histories))
+
+
 def test_a_loss_that_barely_falls_at_the_end_is_not_under_training():
     rows = _study()
     findings = check(rows, _still_falling(rows, "p128", 0.01))  # 1%: under the 2% threshold

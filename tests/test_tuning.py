@@ -112,3 +112,24 @@ def test_bad_tuning_settings_are_one_line(in_tmp, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_published_batch_rules(point):
+    """OLMo: 160·2048·(N/108M)^(2/3) tokens a batch; DeepSeek: 0.2920·C^0.3271 tokens for a run
+    of C FLOPs. Batches are whole sequences, and the steps follow the budget."""
+    lm = ["model=transformer", "data=text", "data.seq_len=32", "trainer.budget=tokens_per_param",
+          "trainer.tokens_per_param=5"]  # fmt: skip
+    small, large = (point(*lm, f"model.size={k}", "trainer.batch_scaling=olmo") for k in (1, 3))
+    for spec in (small, large):
+        tokens = 160 * 2048 * (spec.params["nonembedding"] / 108e6) ** (2 / 3)
+        assert spec.cfg.trainer.batch_size == round(tokens / 32)
+        assert spec.steps == -(-5 * spec.params["total"] // (32 * spec.cfg.trainer.batch_size))
+    assert large.cfg.trainer.batch_size > small.cfg.trainer.batch_size
+    deep = point(*lm, "model.size=2", "trainer.batch_scaling=deepseek")
+    compute = deep.flops["total"] * deep.steps
+    assert deep.cfg.trainer.batch_size == pytest.approx(0.2920 * compute**0.3271 / 32, abs=1.5)
+
+
+def test_the_deepseek_batch_needs_a_budget_that_does_not_follow_the_batch(in_tmp, capsys):
+    assert main(["run", "trainer.batch_scaling=deepseek"]) == 2
+    assert "trainer.budget=tokens_per_param or flops" in capsys.readouterr().err

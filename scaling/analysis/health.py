@@ -16,7 +16,9 @@ import pandas as pd
 
 # thresholds, with the reason for each
 OVERFIT = 0.01  # final validation loss this far above its best: the fitted loss is not the best
-STILL_FALLING = 0.02  # val loss fell this much over the last tenth of training: not converged
+# val loss fell this much over the last tenth of training, and that tenth brought this share of
+# the run's whole fall: still learning fast. (A decaying lr's last steps gain a little: not this.)
+STILL_FALLING, LAST_SHARE = 0.02, 0.05
 MIN_SIZES, MIN_SPAN = 5, 30.0  # fewer sizes or a narrower span cannot pin an exponent
 MIN_TOKENS_PER_PARAM = 10.0  # below, LMs sit far from the compute-optimal regime (Chinchilla: ~20)
 TOKENS_SPREAD = 4.0  # tokens per parameter differing more than this across sizes mixes regimes
@@ -105,13 +107,20 @@ def _under_training(ok: pd.DataFrame, histories: dict) -> list[Finding]:
         before = h[h["step"] <= 0.9 * last]
         if before.empty:
             continue
-        then, now = before["val_loss"].iloc[-1], h["val_loss"].iloc[-1]
-        if not (np.isfinite(then) and np.isfinite(now)) or now >= then * (1 - STILL_FALLING):
+        first, then, now = (
+            h["val_loss"].iloc[0],
+            before["val_loss"].iloc[-1],
+            h["val_loss"].iloc[-1],
+        )
+        if not np.isfinite([first, then, now]).all() or now >= then * (1 - STILL_FALLING):
+            continue
+        share = (then - now) / (first - now) if first > now else 1.0
+        if share < LAST_SHARE:
             continue
         out.append(Finding(
             "under-training",
             f"{_name(row)}: validation loss still fell {1 - now / then:.1%} over the last tenth "
-            f"of training ({then:.4g} → {now:.4g})",
+            f"of training ({then:.4g} → {now:.4g}), {share:.0%} of its whole fall",
             "Train longer (trainer.steps, or a budget in tokens per parameter) so the loss "
             "flattens before the end",
         ))  # fmt: skip

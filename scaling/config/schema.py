@@ -117,6 +117,10 @@ class TrainerConfig:
     tokens_per_param: float | None = None  # D = r·N examples (tokens for LM), e.g. 20
     target_flops: float | None = None  # train until this many measured FLOPs
     batch_size: int = 128  # the global batch of a step
+    # the batch per size, by a rule, in tokens (examples for other tasks), rounded to sequences:
+    # none: batch_size; olmo: 160·2048·(N/108M)^(2/3) (OLMo ladder); deepseek: 0.2920·C^0.3271
+    # with C the point's training FLOPs (DeepSeek LLM), which needs a budget in tokens or FLOPs
+    batch_scaling: str = "none"
     eval_interval: int = 100  # steps between validation passes (and history rows)
     early_stop_patience: int | None = None  # stop after this many evals without improvement
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
@@ -142,6 +146,7 @@ class TrainerConfig:
 
     def __post_init__(self):
         choice(self, "budget", tuple(BUDGETS))
+        choice(self, "batch_scaling", ("none", "olmo", "deepseek"))
         choice(self, "precision", ("auto", "fp32", "bf16", "fp16"))
         choice(self, "backend", ("auto", "gloo", "nccl"))
         positive(self, "steps", "epochs", "tokens_per_param", "target_flops", "batch_size",
@@ -273,6 +278,9 @@ def _check_budget(tr: TrainerConfig) -> None:
     needed = BUDGETS[tr.budget]
     if getattr(tr, needed) is None:
         raise ValueError(f"trainer.budget={tr.budget} needs trainer.{needed}")
+    if tr.batch_scaling == "deepseek" and tr.budget not in ("tokens_per_param", "flops"):
+        raise ValueError("trainer.batch_scaling=deepseek sets the batch from the compute budget: "
+                         "use trainer.budget=tokens_per_param or flops")  # fmt: skip
 
 
 def _check_batches(tr: TrainerConfig) -> None:

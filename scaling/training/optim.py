@@ -24,6 +24,17 @@ def peak_lr(cfg, params_nonembedding: int, flops_total: float) -> tuple[float, s
     return optim.lr, "mup" if cfg.model.parametrization == "mup" else "config"
 
 
+def rule_batch(rule: str, params_nonembedding: int, compute: float, per_example: int) -> int:
+    """A batch (in examples: sequences for language models) by ``trainer.batch_scaling``: the
+    OLMo ladder's 160·2048·(N/108M)^(2/3) tokens, or DeepSeek LLM's 0.2920·C^0.3271 tokens for
+    a run of C FLOPs; ``per_example`` tokens make one example."""
+    if rule == "olmo":
+        tokens = 160 * 2048 * (params_nonembedding / 108e6) ** (2 / 3)
+    else:
+        tokens = 0.2920 * compute**0.3271
+    return max(1, round(tokens / per_example))
+
+
 def lr_at(step: int, steps: int, optim, peak: float) -> float:
     """Linear warmup over ``optim.warmup``·steps, then cosine down to ``min_lr_ratio``·peak
     (or constant)."""
