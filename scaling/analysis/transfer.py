@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .lr import best_lr
+
 PAR, LR = "model.parametrization", "optim.lr"
 WIDTH_COLUMNS = ("model.width", "model.d_model")  # the width field of each μP family
 NAMES = {"sp": "sp", "mup": "μP"}
@@ -69,14 +71,10 @@ def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
             rows.append(row | {"lr_opt": np.nan, "lr_interp": np.nan, "val_loss": np.nan,
                                "at_edge": False})  # fmt: skip
             continue
+        best = best_lr(lrs, losses)  # the vertex of a parabola in log lr, as tuning takes it
         i = int(np.argmin(losses))
-        interp = lrs[i]
-        if 0 < i < len(lrs) - 1 and np.isfinite(losses[i - 1 : i + 2]).all():
-            a, b, _ = np.polyfit(np.log10(lrs[i - 1 : i + 2]), losses[i - 1 : i + 2], 2)
-            if a > 0:
-                interp = 10 ** (-b / (2 * a))
-        rows.append(row | {"lr_opt": lrs[i], "lr_interp": interp, "val_loss": losses[i],
-                           "at_edge": i in (0, len(lrs) - 1)})  # fmt: skip
+        rows.append(row | {"lr_opt": lrs[i], "lr_interp": best.lr, "val_loss": losses[i],
+                           "at_edge": best.edge is not None})  # fmt: skip
     cols = ["parametrization", "width", "lr_opt", "lr_interp", "val_loss", "n_lr", "at_edge"]
     return pd.DataFrame(rows, columns=cols)
 
