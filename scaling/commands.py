@@ -22,10 +22,10 @@ def _options(args):
 def cmd_sweep(args) -> int:
     from .config.presets import find_preset
     from .console import console, points_table
-    from .launch import write_grid
+    from .launch import train_stages
     from .planning import plan_sweep
     from .store import failure_streak, write_results
-    from .tuning import tuned_stage, tuning_stage
+    from .tuning import tuning_stage
 
     name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
     preset = find_preset(name)
@@ -36,20 +36,13 @@ def cmd_sweep(args) -> int:
         aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(out, aside)
         console.print(f"moved the old sweep aside to {aside}")
-    command = "scale sweep " + " ".join([name, *overrides])
-    write_grid(sweep, command, preset)
     if plan_note:
         console.print(f"[bold]{name}[/]: {plan_note}")
-    interrupted = _launch_stage(sweep, name, args)
-    if sweep.deferred and not interrupted:
-        try:
-            law = tuned_stage(sweep)
-        except BadInput as e:
-            console.print(f"[red]{e}[/]")
-        else:
-            console.print(f"[bold]{name}[/]: {law.text()} from the tuning runs")
-            write_grid(sweep, command, preset)
-            interrupted = _launch_stage(sweep, name, args)
+    command = "scale sweep " + " ".join([name, *overrides])
+    interrupted, _, error = train_stages(sweep, command, preset,
+                                           lambda s: _launch_stage(s, name, args))  # fmt: skip
+    if error:
+        console.print(f"[red]{error}[/]")
     df = write_results(out)
     mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
     console.print(points_table(mine, f"{name}: {len(mine)} points"))
@@ -70,12 +63,19 @@ def cmd_sweep(args) -> int:
 def _launch_stage(sweep, name: str, args) -> bool:
     """Train what of the sweep's current jobs is not done, with progress; whether Ctrl-C
     interrupted it."""
+    from .analysis.lr import LRLaw
     from .console import SweepProgress, console
     from .launch import launch, pending
+    from .store import read_lr_law
 
+    if any(s.lr_source == "tuned" for job in sweep.jobs for s in job):
+        law = LRLaw.from_record(read_lr_law(sweep.out))
+        console.print(f"[bold]{name}[/]: {law.text()} from the tuning runs")
     todo, jobs = pending(sweep, args.retry_failed)
     n = len(sweep.specs)
-    console.print(f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {sweep.out}")
+    console.print(
+        f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {sweep.out}"
+    )
     if not jobs:
         return False
     try:
@@ -148,22 +148,14 @@ def _print_analysis(table, analysis, group: str | None, findings=()) -> None:
             console.print(item)
 
 
-def _findings(table, options) -> list:
-    """The runs' health (``analysis.health``), with the histories of a sweep folder's points."""
-    from .analysis.health import check
-    from .store import read_histories
-
-    histories = read_histories(table.sweep_dir) if table.sweep_dir is not None else {}
-    return check(table.all, histories, options.x, options.y)
-
-
 def _analyse(target: str, options, title: str, need_law: bool = True) -> int:
     """Fit, print, plot and report one study (the end of `scale sweep`, and `scale report`)."""
+    from .analysis.health import check_table
     from .console import console
     from .report import write_all
 
     table, analysis = _study(target, options, need_law)
-    findings = _findings(table, options)
+    findings = check_table(table, options.x, options.y)
     _print_analysis(table, analysis, options.group, findings)
     paths = write_all(table, analysis, title, options.group, findings)
     console.print(f"report: {paths['report_html']}  plots: {table.out / 'plots'}")
@@ -200,12 +192,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    from .analysis.health import check_table
     from .console import console
     from .store import write_json
 
     options = _options(args)
     table, analysis = _study(args.targets[0], options)
-    _print_analysis(table, analysis, options.group, _findings(table, options))
+    _print_analysis(table, analysis, options.group, check_table(table, options.x, options.y))
     record = ({"group": options.group, "groups": {str(k): a.record() for k, a in analysis.items()}}
               if isinstance(analysis, dict) else analysis.record())  # fmt: skip
     write_json(table.out / "fits.json", record)
@@ -238,17 +231,13 @@ def cmd_plot(args) -> int:
 
 def cmd_doctor(args) -> int:
     """The runs' health alone: one line per finding with its fix; exit 1 when there is one."""
-    from .analysis.options import Options
+    from .analysis.health import check_table
     from .console import console
     from .store import load_table
 
-    options = Options(x=args.x, y=args.y)
-    table = load_table(args.target, [options.x, options.y])
-    findings = _findings(table, options)
-    for f in findings:
-        console.print(f"- {f.line()}", highlight=False)
-    if not findings:
-        console.print(f"{args.target}: nothing found")
+    findings = check_table(load_table(args.target, [args.x, args.y]), args.x, args.y)
+    for line in [f"- {f.line()}" for f in findings] or [f"{args.target}: nothing found"]:
+        console.print(line, highlight=False)
     return EXIT_POINTS_FAILED if findings else EXIT_OK
 
 
@@ -294,28 +283,10 @@ def cmd_coord_check(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from rich.table import Table
+    from .console import console, sweeps_table
 
-    from .console import console
-    from .store import STATUSES, collect
-
-    root = Path(args.root)
-    sweeps = sorted(
-        p for p in root.glob("*") if (p / "grid.json").exists() or (p / "points").is_dir()
-    )
-    if not sweeps:
-        console.print(f"no sweeps under {root}/")
-        return EXIT_OK
-    table = Table(title=f"sweeps under {root}/")
-    statuses = (*STATUSES, "pending")
-    for c in ("sweep", "points", *statuses):
-        table.add_column(c, justify="left" if c == "sweep" else "right")
-    for sweep_dir in sweeps:
-        counts = collect(sweep_dir)["status"].value_counts()
-        table.add_row(
-            sweep_dir.name, str(int(counts.sum())), *(str(int(counts.get(s, 0))) for s in statuses)
-        )
-    console.print(table)
+    table = sweeps_table(Path(args.root))
+    console.print(table if table is not None else f"no sweeps under {args.root}/")
     return EXIT_OK
 
 

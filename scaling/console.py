@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .store import last_history, point_folder, read_result, split_variant
+from .store import STATUSES, collect, last_history, point_folder, read_result, split_variant
 
 console = Console()
 err_console = Console(stderr=True)
@@ -104,6 +104,7 @@ TABLE_COLUMNS = {  # column -> (header, format)
     "status": ("status", None),
     "params": ("N", lambda v: f"{int(v):,}"),
     "steps": ("steps", lambda v: f"{int(v):,}"),
+    "lr": ("lr", lambda v: f"{v:.3g}"),
     "val_loss": ("val_loss", lambda v: f"{v:.4f}"),
     "val_accuracy": ("val_acc", lambda v: f"{v:.3f}"),
     "flops_total": ("FLOPs", lambda v: f"{v:.2e}"),
@@ -126,4 +127,23 @@ def points_table(df, title: str) -> Table:
             else:
                 cells.append(fmt(v))
         table.add_row(*cells)
+    return table
+
+
+def sweeps_table(root: Path) -> Table | None:
+    """Every sweep folder under ``root`` with its points per status; None when there is none."""
+    sweeps = sorted(
+        p for p in root.glob("*") if (p / "grid.json").exists() or (p / "points").is_dir()
+    )
+    if not sweeps:
+        return None
+    table = Table(title=f"sweeps under {root}/")
+    statuses = (*STATUSES, "pending")
+    for c in ("sweep", "points", *statuses):
+        table.add_column(c, justify="left" if c == "sweep" else "right")
+    for sweep_dir in sweeps:
+        counts = collect(sweep_dir)["status"].value_counts()
+        table.add_row(
+            sweep_dir.name, str(int(counts.sum())), *(str(int(counts.get(s, 0))) for s in statuses)
+        )
     return table

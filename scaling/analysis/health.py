@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..store import read_histories
+
 # thresholds, with the reason for each
 OVERFIT = 0.01  # final validation loss this far above its best: the fitted loss is not the best
 # val loss fell this much over the last tenth of training, and that tenth brought this share of
@@ -60,6 +62,12 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
     findings += _divergence(rows[~_is_tuning(rows)], histories)  # tuning grids may diverge
     findings += _seeds(trained, x, y)
     return findings
+
+
+def check_table(table, x: str = "params", y: str = "val_loss") -> list[Finding]:
+    """``check`` on a study read by ``store.load_table``, with its points' histories."""
+    histories = read_histories(table.sweep_dir) if table.sweep_dir is not None else {}
+    return check(table.all, histories, x, y)
 
 
 def _is_tuning(df: pd.DataFrame) -> pd.Series:
