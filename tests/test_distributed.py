@@ -22,7 +22,7 @@ LM = [
     "trainer.steps=8", "trainer.eval_interval=4", "trainer.batch_size=8", "trainer.device=cpu",
 ]  # fmt: skip
 MLP = ["model=mlp", "model.width=32", "trainer.steps=12", "trainer.eval_interval=6",
-       "trainer.batch_size=32", "trainer.device=cpu", "data.train_size=2000"]  # fmt: skip
+       "trainer.batch_size=32", "trainer.device=cpu", "data.train_size=2000", "tune.lrs=[]"]  # fmt: skip
 
 
 def _row(out):

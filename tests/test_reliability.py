@@ -59,6 +59,7 @@ def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig):
         "trainer.steps=300",
         "trainer.eval_interval=50",
         "trainer.batch_size=16",
+        "tune.lrs=[]",
     ]
     sweep_dir = in_tmp / "outputs" / "mlp_width"
     proc = _sweep_in_subprocess(in_tmp, *args)

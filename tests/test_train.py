@@ -82,7 +82,7 @@ def test_sgd_trains(point):
 
 def test_a_failing_point_is_a_row_and_the_sweep_goes_on(in_tmp, monkeypatch):
     monkeypatch.setenv("SCALING_FAULT", "raise@1:width=8")
-    code = main(["sweep", "model=faulty", "model.width=4,8,12", "trainer.steps=3",
+    code = main(["sweep", "model=faulty", "model.width=4,8,12", "trainer.steps=3", "tune.lrs=[]",
                  "trainer.eval_interval=2", "trainer.batch_size=16"])  # fmt: skip
     assert code == 1
     df = pd.read_csv(in_tmp / "outputs" / "mlp_width" / "results.csv").set_index("model.width")

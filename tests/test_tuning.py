@@ -72,8 +72,8 @@ def test_published_lr_rules(point, rule, expected):
 
 
 def test_a_tuned_sweep_runs_its_grid_first_then_every_size_at_its_fitted_lr(in_tmp):
-    argv = ["sweep", "model.width=4,8,16,32", "tune.lrs=[0.003,0.01,0.03,0.1]", "tune.sizes=2",
-            "tune.check=true", *TINY]  # fmt: skip
+    argv = ["sweep", *TINY, "model.width=4,8,16,32", "tune.lrs=[0.003,0.01,0.03,0.1]",
+            "tune.sizes=2", "tune.check=true"]  # fmt: skip
     assert main(argv) == 0
     out = in_tmp / "outputs" / "mlp_width"
     df = pd.read_csv(out / "results.csv")
@@ -83,7 +83,7 @@ def test_a_tuned_sweep_runs_its_grid_first_then_every_size_at_its_fitted_lr(in_t
     assert set(df.loc[df["role"] == "tuning", "lr_source"]) == {"tuning", "tuning check"}
     tuned = df[df["lr_source"] == "tuned"].set_index("model.width")
     assert sorted(tuned.index) == [4, 8, 16, 32]  # every size, once, at its own lr
-    for width, row in tuned.iterrows():
+    for _, row in tuned.iterrows():
         fitted = law["c"] * row["params_nonembedding"] ** -law["gamma"]
         assert row["lr"] == pytest.approx(fitted, rel=1e-3)
         assert row["optim.lr"] == row["lr"]
