@@ -45,7 +45,11 @@ def cmd_sweep(args) -> int:
         console.print(f"[red]{error}[/]")
     df = write_results(out)
     mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
-    console.print(points_table(mine, f"{name}: {len(mine)} points"))
+    tuning = mine["role"].eq("tuning")  # the report's lr section shows them
+    title = f"{name}: {(~tuning).sum()} points" + (
+        f" (and {tuning.sum()} lr tuning runs)" if tuning.any() else ""
+    )
+    console.print(points_table(mine[~tuning], title))
     _analyse_sweep(out, name, args.bootstrap)
     counts = mine["status"].value_counts().to_dict()
     if args.max_failures and failure_streak(out) >= args.max_failures:

@@ -6,6 +6,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -105,15 +106,18 @@ TABLE_COLUMNS = {  # column -> (header, format)
     "params": ("N", lambda v: f"{int(v):,}"),
     "steps": ("steps", lambda v: f"{int(v):,}"),
     "lr": ("lr", lambda v: f"{v:.3g}"),
-    "val_loss": ("val_loss", lambda v: f"{v:.4f}"),
-    "val_accuracy": ("val_acc", lambda v: f"{v:.3f}"),
+    "val_loss": ("val loss", lambda v: f"{v:.4f}"),
+    "val_accuracy": ("acc", lambda v: f"{v:.3f}"),
     "flops_total": ("FLOPs", lambda v: f"{v:.2e}"),
     "wall_time_s": ("time s", lambda v: f"{v:.1f}"),
 }
 
 
 def points_table(df, title: str) -> Table:
-    table = Table(title=title)
+    # no side rules, one space between columns: nine columns fit 80 characters
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True
+    )
     for c, (header, _) in TABLE_COLUMNS.items():
         table.add_column(header, justify="left" if c in ("point_id", "status") else "right")
     for _, r in df.sort_values(["params", "point_id"], na_position="last").iterrows():

@@ -164,7 +164,7 @@ def goodness_section(analysis) -> Section | None:
             + (f" {loo.capitalize()}." if loo else "")
         )
         if len(g.rows) <= 30:
-            rows = pd.DataFrame(g.rows)
+            rows = pd.DataFrame(g.rows).sort_values(["x"] + (["d"] if g.rows[0].get("d") else []))
             rows["residual"] = [f"{r:+.2%}" for r in rows["residual"]]
             rows = rows.drop(columns=["d"] if all(r["d"] is None for r in g.rows) else [])
             blocks.append(

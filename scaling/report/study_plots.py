@@ -184,6 +184,7 @@ def loss_vs_lr(df: pd.DataFrame, law, out_dir: Path, title: str | None = None) -
         left.scatter([b.lr], [np.interp(np.log(b.lr), np.log(b.lrs), b.losses)], marker="*", s=160,
                      color=color, edgecolors="black", zorder=5)  # fmt: skip
     left.set_xscale("log")
+    left.xaxis.set_minor_formatter(NullFormatter())
     left.set_xlabel("learning rate")
     left.set_ylabel(label("val_loss"))
     left.set_title("tuning runs (★ best lr, parabola vertex)")
