@@ -92,13 +92,18 @@ def analyze(data, options: Options | None = None, **settings) -> Analysis:
     o = Options(**{**vars(options or DEFAULTS), **settings})
     df, sweep, excluded = (data.ok, data.sweep_dir is not None, data.excluded) \
         if hasattr(data, "ok") else (data, False, {})  # fmt: skip
-    d, c = _sweep_columns(df, o.d, o.c) if sweep else (o.d, o.c)
+    d, c, follows = _sweep_columns(df, o.x, o.d, o.c) if sweep else (o.d, o.c, None)
     # in a sweep, runs of one setting share every config column but the seed
     replicas = [k for k in df.columns if "." in k and k != "trainer.seed" and df[k].notna().any()]
     # in any other table, runs of one setting share x, D and every text column
     keys = replicas if sweep else [o.x] + ([d] if d else []) + _text_columns(df, [o.x, d])
     result = Analysis(x=o.x, y=o.y, d=d, c=c, fits=[], excluded=dict(excluded))
     result.notes += [f"{count} points left out: {reason}" for reason, count in excluded.items()]
+    if follows:
+        ratio = (df[follows] / df[o.x]).median()
+        result.notes.append(f"{follows} follows {o.x}, one value per size ({ratio:.3g} per "
+                            f"{o.x} unit): the law is L(N) along that ladder; L(N, D) needs "
+                            "sizes trained on several D")  # fmt: skip
     result.noise = seed_noise(df, keys, o.y)
     _warn_about_table(result, df, o)
     if _fit_laws(result, df, o):
@@ -136,18 +141,25 @@ def seed_noise(df: pd.DataFrame, keys: list, y: str) -> Noise | None:
     return Noise(float(np.sqrt(ss / dof)), dof, "seeds")
 
 
-def _sweep_columns(df: pd.DataFrame, d: str | None, c: str | None) -> tuple[str | None, str | None]:
-    """In a sweep: D from what training processed when it varies; the budget column when a
-    study has several."""
+def _sweep_columns(df: pd.DataFrame, x: str, d: str | None, c: str | None):
+    """In a sweep: D from what training processed when it varies apart from the size; the
+    budget column when a study has several. Returns (d, c, the D column that follows the size
+    one for one, as in a ladder at one tokens-per-parameter ratio, or None)."""
+    follows = None
     if d is None:
         for col in ("train_tokens", "train_examples"):
             if col in df and df[col].notna().all() and df[col].nunique() >= 3:
-                d = col
+                # L(N, D) needs some size at several D or some D at several sizes
+                pairs = len(df[[x, col]].drop_duplicates())
+                if pairs > min(df[x].nunique(), df[col].nunique()):
+                    d = col
+                else:
+                    follows = col
                 break
     budget = "trainer.target_flops"
     if c is None and budget in df and df[budget].notna().all() and df[budget].nunique() >= 2:
         c = budget
-    return d, c
+    return d, c, follows
 
 
 def _text_columns(df: pd.DataFrame, numeric: list) -> list:
