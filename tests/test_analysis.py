@@ -140,3 +140,21 @@ def test_a_report_of_too_few_sizes_has_its_points_and_says_why_there_is_no_law(i
     assert main(["report", "t.csv", "--x", "N", "--y", "loss"]) == 0
     md = (in_tmp / "t_analysis" / "report.md").read_text()
     assert "## Points" in md and "3 distinct N values" in md and "needs 4 or more" in md
+
+
+def test_a_ladder_at_one_tokens_per_parameter_is_fitted_in_n(tmp_path):
+    """D = 20·N at every size: L(N, D) cannot tell N from D, so the law is L(N), said in a note;
+    the same sizes at two data sizes each get L(N, D)."""
+    from scaling.analysis.study import analyze
+    from scaling.store import Table
+
+    n = np.geomspace(1e4, 1e6, 6)
+    ladder = pd.DataFrame({"params": n, "train_tokens": 20 * n, "val_loss": 0.5 + 40 * n**-0.3,
+                           "model.width": np.arange(6)})  # fmt: skip
+    result = analyze(Table(ladder, ladder, tmp_path, tmp_path, {}), bootstrap=20)
+    assert result.d is None and result.fits[0].form != "chinchilla"
+    assert any("train_tokens follows params" in note for note in result.notes)
+    grid = pd.concat(
+        [ladder, ladder.assign(train_tokens=80 * n, val_loss=ladder["val_loss"] - 0.05)]
+    )
+    assert analyze(Table(grid, grid, tmp_path, tmp_path, {}), bootstrap=20).d == "train_tokens"
