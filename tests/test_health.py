@@ -377,3 +377,25 @@ def test_tuning_runs_show_an_lr_at_the_edge():
 def test_tuning_runs_best_inside_their_grid_are_not_at_the_edge():
     rows = _tuned(best_lr=3e-3)
     assert "edge" not in _kinds(check(rows, _histories(rows)))
+
+
+# no gain: the largest size no better than a smaller one
+
+
+def test_a_largest_size_no_better_than_a_smaller_one_is_found():
+    rows = _study()
+    largest = rows["params"].idxmax()
+    second = rows["params"].nlargest(2).index[-1]
+    rows.loc[largest, "val_loss"] = rows.loc[second, "val_loss"] + 0.01
+    rows["best_val_loss"] = rows["val_loss"]
+    [finding] = _of(check(rows), "no gain")
+    assert f"{rows.loc[second, 'val_loss']:.4g}" in finding.text
+
+
+def test_a_largest_size_that_is_best_is_a_gain():
+    rows = _study()
+    assert "no gain" not in _kinds(check(rows))
+    largest = rows["params"].idxmax()
+    rows.loc[largest, "val_loss"] = rows["val_loss"].drop(largest).min() - 1e-3  # barely best
+    rows["best_val_loss"] = rows["val_loss"]
+    assert "no gain" not in _kinds(check(rows))

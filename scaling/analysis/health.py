@@ -3,7 +3,7 @@
 ``check(rows, histories)`` reads the results table (every row, statuses included) and the
 points' histories (``store.read_histories``) and returns ``Finding``s: overfitting,
 under-training, a learning rate or batch size at the edge of what was tried, too few sizes
-or too narrow a span, tokens per parameter and warmup for language models, divergence and
+or too narrow a span, a largest size no better than a smaller one, tokens per parameter and warmup for language models, divergence and
 loss spikes, and seeds that scatter more than sizes differ. Nothing here trains or plots.
 """
 
@@ -36,7 +36,7 @@ _IGNORED = {"trainer.seed", "trainer.threads", "trainer.device", "trainer.checkp
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # overfitting | under-training | edge | sizes | tokens | warmup | divergence | spikes | seeds
+    kind: str  # overfitting | under-training | edge | sizes | no gain | tokens | warmup | divergence | spikes | seeds
     text: str  # what was seen
     fix: str  # what to do about it
 
@@ -58,6 +58,7 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
     tried = rows[rows["status"].isin(["ok", "diverged"])] if "status" in rows else rows
     findings += _edges(tried, y)
     findings += _sizes(trained, x)
+    findings += _no_gain(trained, x, y)
     findings += _language(trained)
     findings += _divergence(rows[~_is_tuning(rows)], histories)  # tuning grids may diverge
     findings += _seeds(trained, x, y)
@@ -189,6 +190,27 @@ def _sizes(ok: pd.DataFrame, x: str) -> list[Finding]:
         f"{len(sizes)} sizes spanning {span:.0f}× in {x}",
         f"A law and its held-out check need {MIN_SIZES} or more sizes over {MIN_SPAN:.0f}× or more: "
         "add sizes at both ends",
+    )]  # fmt: skip
+
+
+def _no_gain(ok: pd.DataFrame, x: str, y: str) -> list[Finding]:
+    """The largest size no better than a smaller one: the task is saturated, or the largest
+    trained too little, and a law fitted through it predicts nothing."""
+    if x not in ok or y not in ok:
+        return []
+    loss = pd.to_numeric(ok[y], errors="coerce").groupby(pd.to_numeric(ok[x])).mean().dropna()
+    if len(loss) < 3:
+        return []
+    largest, smaller = loss.index[-1], loss.iloc[:-1]
+    if loss.iloc[-1] < smaller.min():
+        return []
+    best = smaller.idxmin()
+    return [Finding(
+        "no gain",
+        f"the largest size ({largest:,.0f} {x}) reaches {loss.iloc[-1]:.4g}, no better than "
+        f"{smaller.min():.4g} at {best:,.0f}",
+        "Train the larger sizes longer or at a tuned lr, or use a harder task: a saturated "
+        "loss has no law to extrapolate",
     )]  # fmt: skip
 
 
