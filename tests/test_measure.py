@@ -215,8 +215,9 @@ def test_a_transformer_sweep_spends_6nd_plus_attention_and_head(in_tmp):
 
     from scaling.cli import main
 
-    argv = ["sweep", "transformer_lm", "model.size=1,2", "trainer.steps=3", "data.max_bytes=50000",
-            "trainer.batch_size=4", "trainer.device=cpu", "--bootstrap", "0"]  # fmt: skip
+    argv = ["sweep", "transformer_lm", "model.d_model=16,32", "trainer.budget=steps",
+            "trainer.steps=3", "data.max_bytes=50000", "trainer.batch_size=4", "trainer.device=cpu",
+            "tune.lrs=[]", "--bootstrap", "0"]  # fmt: skip
     assert main(argv) == 0
     df = pd.read_csv(in_tmp / "outputs" / "transformer_lm" / "results.csv")
     assert len(df) == 2
