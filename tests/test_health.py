@@ -399,3 +399,19 @@ def test_a_largest_size_that_is_best_is_a_gain():
     rows.loc[largest, "val_loss"] = rows["val_loss"].drop(largest).min() - 1e-3  # barely best
     rows["best_val_loss"] = rows["val_loss"]
     assert "no gain" not in _kinds(check(rows))
+
+
+# no learning: a run whose validation loss never left where it started
+
+
+def test_a_run_that_never_learned_is_found():
+    rows = _study()
+    histories = _histories(rows)
+    histories["p128"]["val_loss"] = 2.3026  # chance for ten classes, from start to end
+    [finding] = _of(check(rows, histories), "no learning")
+    assert "width=128" in finding.text and "lower its lr" in finding.fix
+
+
+def test_a_run_that_learned_is_not_stuck():
+    rows = _study()
+    assert "no learning" not in _kinds(check(rows, _histories(rows)))

@@ -25,6 +25,7 @@ MIN_SIZES, MIN_SPAN = 5, 30.0  # fewer sizes or a narrower span cannot pin an ex
 MIN_TOKENS_PER_PARAM = 10.0  # below, LMs sit far from the compute-optimal regime (Chinchilla: ~20)
 TOKENS_SPREAD = 4.0  # tokens per parameter differing more than this across sizes mixes regimes
 WARMUP_TOKENS = 5.0  # warmup over more than this many tokens per parameter (Porian et al. 2024: ~N)
+STUCK = 0.01  # validation loss at the end within this of the first evaluation: it never learned
 SPIKE = 0.3  # train loss rising this much from one evaluation to the next after the warmup
 SEED_NOISE = 1.0  # seeds' spread (SD) larger than this times the smallest gap between sizes
 
@@ -36,7 +37,8 @@ _IGNORED = {"trainer.seed", "trainer.threads", "trainer.device", "trainer.checkp
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # overfitting | under-training | edge | sizes | no gain | tokens | warmup | divergence | spikes | seeds
+    kind: str  # overfitting | under-training | edge | sizes | no gain | tokens | warmup |
+    # divergence | no learning | spikes | seeds
     text: str  # what was seen
     fix: str  # what to do about it
 
@@ -268,6 +270,15 @@ def _divergence(rows: pd.DataFrame, histories: dict) -> list[Finding]:
     for _, row in ok.iterrows():
         h = histories.get(str(row.get("point_id")))
         if h is None or len(h) < 3:
+            continue
+        first, last = h["val_loss"].iloc[0], h["val_loss"].iloc[-1]
+        if last >= first * (1 - STUCK):
+            out.append(Finding(
+                "no learning",
+                f"{_name(row)}: validation loss {last:.4g} at the end, {first:.4g} at the first "
+                "evaluation",
+                "It never learned (often an lr past the edge of stability): lower its lr",
+            ))  # fmt: skip
             continue
         train = h["train_loss"].to_numpy(float)
         rises = train[1:] / train[:-1] - 1
