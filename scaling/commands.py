@@ -46,10 +46,8 @@ def cmd_sweep(args) -> int:
     df = write_results(out)
     mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
     tuning = mine["role"].eq("tuning")  # the report's lr section shows them
-    title = f"{name}: {(~tuning).sum()} points" + (
-        f" (and {tuning.sum()} lr tuning runs)" if tuning.any() else ""
-    )
-    console.print(points_table(mine[~tuning], title))
+    runs = f" (and {tuning.sum()} lr tuning runs)" if tuning.any() else ""
+    console.print(points_table(mine[~tuning], f"{name}: {(~tuning).sum()} points{runs}"))
     _analyse_sweep(out, name, args.bootstrap)
     counts = mine["status"].value_counts().to_dict()
     if args.max_failures and failure_streak(out) >= args.max_failures:
@@ -107,6 +105,8 @@ def _analyse_sweep(out: Path, name: str, bootstrap: int) -> None:
 
     try:
         _analyse(str(out), Options(bootstrap=bootstrap), name, need_law=False)
+    except BadInput as e:
+        console.print(f"no analysis yet: {e}")
     except Exception as e:  # noqa: BLE001 - the points are safe on disk whatever the analysis does
         console.print(f"[red]analysis failed[/]: {type(e).__name__}: {e} "
                       f"(the results are in {out}/results.csv)")  # fmt: skip

@@ -72,7 +72,8 @@ def load_table(target: str, needed: list[str]) -> Table:
                 ok = ok[~other]
     ok = _numeric(ok, needed, excluded)
     if ok.empty:
-        raise BadInput(f"{path} has no rows to analyse")
+        why = ", ".join(f"{n} {reason}" for reason, n in excluded.items())
+        raise BadInput(f"{path} has no rows to analyse" + (f" (left out: {why})" if why else ""))
     return Table(all=df, ok=ok, out=out, sweep_dir=sweep_dir, excluded=excluded)
 
 
