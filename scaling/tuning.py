@@ -17,6 +17,7 @@ from dataclasses import replace
 import pandas as pd
 
 from . import store
+from .analysis.health import STUCK
 from .analysis.lr import LRLaw, fit_lr_law, tune_table
 from .config import compose as composing
 from .errors import BadInput
@@ -49,10 +50,7 @@ def tuned_stage(sweep) -> LRLaw:
     its size's lr (and the check beside the largest). The new points join ``sweep.specs`` and
     are its ``jobs``; BadInput when no tuning run finished."""
     tune = _tune(sweep)
-    rows = [store.read_result(store.point_folder(sweep.out, s.point_id)) or {} for s in sweep.specs
-            if s.role == "tuning"]  # fmt: skip
-    table = pd.DataFrame([{SIZE: r.get(SIZE), "lr": r.get("lr"), "val_loss": r.get("val_loss"),
-                           "status": r.get("status")} for r in rows])  # fmt: skip
+    table = tuning_runs(sweep.out, sweep.specs)
     try:
         law = fit_lr_law(tune_table(table.dropna(subset=[SIZE, "lr"]), SIZE))
     except ValueError as e:
@@ -73,6 +71,20 @@ def tuned_stage(sweep) -> LRLaw:
     return law
 
 
+def tuning_runs(out, specs) -> pd.DataFrame:
+    """The rows of the tuning points among ``specs``: size, lr, val_loss and status. A run
+    that never left its first loss (an lr past stability, stuck at chance) counts as failed,
+    status ``no learning``: it is not on the bowl the parabola is fitted to."""
+    rows = []
+    for spec in (s for s in specs if s.role == "tuning"):
+        folder = store.point_folder(out, spec.point_id)
+        r = store.read_result(folder) or {}
+        status = r.get("status") if _learned(folder) else "no learning"
+        rows.append({SIZE: r.get(SIZE), "lr": r.get("lr"), "val_loss": r.get("val_loss"),
+                     "status": status})  # fmt: skip
+    return pd.DataFrame(rows, columns=[SIZE, "lr", "val_loss", "status"])
+
+
 def with_lr(spec, lr: float, source: str):
     """The planned point at another peak lr (nothing else about it changes)."""
     lr = float(f"{lr:.4g}")
@@ -82,6 +94,14 @@ def with_lr(spec, lr: float, source: str):
     role = spec.role if source == "tuned" else "tuning"
     return replace(spec, cfg=cfg, point_id=point_id(cfg), overrides=overrides, label=label,
                    lr=lr, lr_source=source, role=role)  # fmt: skip
+
+
+def _learned(folder) -> bool:
+    """Whether a run's validation loss fell from its first evaluation (``health.STUCK``)."""
+    history = store.read_history(folder)
+    if history is None or len(history) < 2:
+        return True
+    return history["val_loss"].iloc[-1] < history["val_loss"].iloc[0] * (1 - STUCK)
 
 
 def _as_job(specs: list) -> list:

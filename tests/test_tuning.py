@@ -133,3 +133,30 @@ def test_published_batch_rules(point):
 def test_the_deepseek_batch_needs_a_budget_that_does_not_follow_the_batch(in_tmp, capsys):
     assert main(["run", "trainer.batch_scaling=deepseek"]) == 2
     assert "trainer.budget=tokens_per_param or flops" in capsys.readouterr().err
+
+
+def test_a_tuning_run_stuck_at_its_first_loss_counts_as_failed(tmp_path):
+    """lr 0.01 never leaves chance (2.30 from first to last evaluation): it is no point of the
+    bowl, so the best lr is the grid's 0.005, not a parabola's vertex dragged below it."""
+    from types import SimpleNamespace
+
+    from scaling import store
+    from scaling.tuning import tuning_runs
+
+    losses = {0.0025: (2.3, 1.4), 0.005: (2.3, 0.3), 0.01: (2.3026, 2.3025)}
+    specs = []
+    for i, (lr, (first, last)) in enumerate(losses.items()):
+        spec = SimpleNamespace(point_id=f"p{i}", role="tuning")
+        folder = store.point_folder(tmp_path, spec.point_id)
+        folder.mkdir(parents=True)
+        store.write_result(folder, {"point_id": spec.point_id, "status": "ok", "lr": lr,
+                                    "params_nonembedding": 4810, "val_loss": last})  # fmt: skip
+        evals = [dict.fromkeys(store.HISTORY_COLUMNS) | {"step": k, "val_loss": v}
+                 for k, v in ((100, first), (200, last))]  # fmt: skip
+        store.write_history(folder, evals)
+        specs.append(spec)
+    specs.append(SimpleNamespace(point_id="other", role="point"))  # not a tuning run: not read
+    runs = tuning_runs(tmp_path, specs)
+    assert list(runs["status"]) == ["ok", "ok", "no learning"]
+    (best,) = tune_table(runs, "params_nonembedding")
+    assert best.lr == pytest.approx(0.005)

@@ -26,6 +26,7 @@ from .points import (
     point_folder,
     point_id,
     point_identity,
+    read_history,
     read_result,
     record_failure,
     settings_columns,
@@ -53,7 +54,7 @@ __all__ = [
     "atomic_write_text", "checkpoint_path", "clear_failures", "collect", "failure_streak",
     "find_study", "first_failure", "last_history", "load_table", "lock", "model_path",
     "needs_training", "new_row", "point_folder", "point_id", "point_identity", "read_grid",
-    "read_grid_info", "read_histories", "read_json", "read_lr_law", "read_result", "record_failure",
+    "read_grid_info", "read_histories", "read_history", "read_json", "read_lr_law", "read_result", "record_failure",
     "record_outcome", "settings_columns", "split_variant", "try_lock", "variant_id",
     "write_grid", "write_history", "write_json", "write_result", "write_results",
 ]  # fmt: skip

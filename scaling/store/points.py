@@ -107,13 +107,19 @@ def write_history(point_dir: Path, history: list[dict]) -> None:
     atomic_write_text(Path(point_dir) / "history.csv", "\n".join(lines) + "\n")
 
 
-def last_history(point_dir: Path) -> dict | None:
-    """The last evaluation a running point recorded, or None."""
+def read_history(point_dir: Path) -> pd.DataFrame | None:
+    """A point's history.csv as a table, or None when it has no readable one."""
     try:
         h = pd.read_csv(Path(point_dir) / "history.csv")
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
-    return h.iloc[-1].to_dict() if len(h) else None
+    return h if len(h) else None
+
+
+def last_history(point_dir: Path) -> dict | None:
+    """The last evaluation a running point recorded, or None."""
+    h = read_history(point_dir)
+    return None if h is None else h.iloc[-1].to_dict()
 
 
 def checkpoint_path(point_dir: Path) -> Path:

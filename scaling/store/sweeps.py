@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .files import atomic_write_text, read_json, write_json
-from .points import COLUMNS, read_result, split_variant
+from .points import COLUMNS, read_history, read_result, split_variant
 
 
 def read_grid(sweep_dir: Path) -> list[dict]:
@@ -101,10 +101,7 @@ def read_histories(sweep_dir: Path) -> dict:
     """point id -> its history.csv as a table, for every point that has one."""
     histories = {}
     for path in sorted(Path(sweep_dir).glob("points/*/history.csv")):
-        try:
-            h = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-            continue
-        if len(h):
+        h = read_history(path.parent)
+        if h is not None:
             histories[path.parent.name] = h
     return histories
