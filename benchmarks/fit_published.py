@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling import analyze, fit_law
+from scaling.analysis.varpro import varpro_fit
 
 
 def epoch(folder: Path, bootstrap: int) -> None:
@@ -34,6 +35,11 @@ def epoch(folder: Path, bootstrap: int) -> None:
     for name, value in fit.params.items():
         lo, hi = fit.ci[name]
         print(f"  {name:6} {value:10.5g}   95% [{lo:.5g}, {hi:.5g}]")
+    frontier = analyze(df, x="N", d="D", y="loss", bootstrap=bootstrap).frontier
+    vp = varpro_fit(df["N"], df["D"], df["loss"])
+    lo, hi = frontier.a_ci
+    print(f"  N_opt ∝ C^a: direct fit a {frontier.a:.4f} 95% [{lo:.4f}, {hi:.4f}]; variable "
+          f"projection (least squares in L) a {vp.a:.4f}, α {vp.alpha:.4f}, β {vp.beta:.4f}")  # fmt: skip
 
 
 def mlfoundations(folder: Path, bootstrap: int) -> None:
