@@ -30,3 +30,16 @@ def test_variable_projection_has_no_parabola_bias_on_an_off_centre_grid(width):
     assert abs(fit.a - a) < 0.005
     assert abs(parabola - a) > 0.015  # the bias the fit removes, on the same points
     assert fit.n_opt(1e19) == pytest.approx(g * (1e19 / 6) ** a, rel=1e-3)
+
+
+def test_isoflop_minima_give_the_fitted_exponent_and_flag_off_centre_grids():
+    """Grid centres 1, 1.5, 2.25, 3.4 and 5.1× from the optimum: the last three are flagged;
+    two budgets give no exponent of either kind."""
+    a, _, n, d, c, loss = _isoflop()
+    iso = isoflop_minima(n, loss, c, bootstrap=20)
+    assert abs(iso.fit_exponent - a) < 0.005 and abs(iso.exponent - a) > 0.015
+    assert iso.fit_ci[0] - 1e-6 <= iso.fit_exponent <= iso.fit_ci[1] + 1e-6
+    assert [b["off_centre"] > 2 for b in iso.budgets] == [False, False, True, True, True]
+    two = c <= np.unique(c)[1]
+    few = isoflop_minima(n[two], loss[two], c[two])
+    assert few.exponent is None and few.fit_exponent is None

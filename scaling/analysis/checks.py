@@ -10,6 +10,7 @@ import numpy as np
 from . import intervals
 from .fit import Fit
 from .laws import _design, natural
+from .varpro import varpro_fit
 
 TOLERANCE = 0.05  # the extrapolation check passes when every held-out size is predicted this well
 LOO_SPREAD = 0.25  # an exponent that moves by more than this share when one size is left out
@@ -157,22 +158,48 @@ def frontier(fit: Fit, flops_per_nd: float = 6.0) -> Frontier:
 
 @dataclass
 class IsoFLOP:
-    """Approach 2: for each compute budget, the size at the minimum of a parabola of loss in log N."""
+    """Approach 2: for each compute budget, the size at the minimum of a parabola of loss in
+    log N; and, as the estimate to use, L(N, D) fitted to every point by variable projection
+    (``varpro``), whose N_opt(C) carries no parabola bias (Czech et al.)."""
 
-    budgets: list  # dicts: compute, n_opt, loss_opt, points, at_edge (minimum outside the sizes tried), curvature
-    exponent: (
-        float | None
-    )  # N_opt ∝ C^exponent, from the budgets whose minimum lies inside their grid
+    budgets: (
+        list  # dicts: compute, n_opt, loss_opt, points, at_edge, curvature, n_opt_fit, off_centre
+    )
+    exponent: float | None  # N_opt ∝ C^exponent from the parabolas' minima inside their grids
     coefficient: float | None
+    fit_exponent: float | None = None  # N_opt ∝ C^a from L(N, D) by variable projection
+    fit_ci: tuple | None = None  # its 95% interval, the points resampled
+    fit_coefficient: float | None = None
+
+    def notes(self) -> list[str]:
+        """Minima at the edge of their sizes, off-centre grids, too few budgets."""
+        out = [f"the IsoFLOP minimum at C={b['compute']:.3g} lies at the edge of its sizes: "
+               "an extrapolation, left out of the exponent"
+               for b in self.budgets if b["at_edge"]]  # fmt: skip
+        out += [f"the sizes at C={b['compute']:.3g} are centred {b['off_centre']:.1f}× from its "
+                "optimum: its parabola's minimum is biased (the fitted law's N_opt is not)"
+                for b in self.budgets if b.get("off_centre", 1) > OFF_CENTRE]  # fmt: skip
+        if len(self.budgets) < MIN_BUDGETS:
+            out.append(f"{len(self.budgets)} IsoFLOP budgets: an N_opt exponent needs "
+                       f"{MIN_BUDGETS} or more")  # fmt: skip
+        return out
 
 
-def isoflop_minima(x, y, c) -> IsoFLOP:
-    """Minimum of loss over log N per compute budget ``c``, and the N_opt(C) exponent.
+MIN_BUDGETS = 3  # an exponent from two budgets is a line through two points: no check at all
+OFF_CENTRE = 2.0  # a grid centred more than this factor from its optimum biases its parabola
 
-    Budgets with fewer than 3 sizes are skipped; a minimum outside the sizes tried
-    (or a parabola that opens downward) is flagged ``at_edge`` and left out of the exponent.
+
+def isoflop_minima(x, y, c, d=None, k: float = 6.0, bootstrap: int = 0, seed: int = 0) -> IsoFLOP:
+    """Minimum of loss over log N per compute budget ``c``, and the N_opt(C) exponent, both
+    from a parabola per budget and from L(N, D) fitted to every point by variable projection
+    (D = C/(k·N) unless given), with a bootstrap interval from ``bootstrap`` resamples.
+
+    Budgets with fewer than 3 sizes are skipped; a minimum outside the sizes tried (or a
+    parabola that opens downward) is flagged ``at_edge`` and left out of the parabolas'
+    exponent. Either exponent needs 3 budgets or more.
     """
     x, y, c = (np.asarray(v, dtype=float) for v in (x, y, c))
+    d = c / (k * x) if d is None else np.asarray(d, dtype=float)
     budgets = []
     for budget in np.unique(c):
         sel = c == budget
@@ -186,12 +213,31 @@ def isoflop_minima(x, y, c) -> IsoFLOP:
             "compute": float(budget), "n_opt": float(np.exp(log_opt)),
             "loss_opt": float(p0 + p1 * log_opt + p2 * log_opt**2), "points": int(sel.sum()),
             "at_edge": not inside, "curvature": float(p2),
+            "centre": float(np.exp((lx.min() + lx.max()) / 2)),
         })  # fmt: skip
     good = [b for b in budgets if not b["at_edge"]]
-    exponent = coefficient = None
-    if len(good) >= 2:
+    result = IsoFLOP(budgets=budgets, exponent=None, coefficient=None)
+    if len(good) >= MIN_BUDGETS:
         slope, intercept = np.polyfit(
             np.log([b["compute"] for b in good]), np.log([b["n_opt"] for b in good]), 1
         )
-        exponent, coefficient = float(slope), float(np.exp(intercept))
-    return IsoFLOP(budgets=budgets, exponent=exponent, coefficient=coefficient)
+        result.exponent, result.coefficient = float(slope), float(np.exp(intercept))
+    if len(budgets) >= MIN_BUDGETS:
+        _fit_all(result, x, y, c, d, k, bootstrap, seed)
+    return result
+
+
+def _fit_all(iso: IsoFLOP, x, y, c, d, k: float, bootstrap: int, seed: int) -> None:
+    """L(N, D) by variable projection on every point: N_opt per budget, the exponent and its
+    interval, and how far each budget's grid is centred from its optimum."""
+    fit = varpro_fit(x, d, y)
+    iso.fit_exponent = fit.a
+    iso.fit_coefficient = float(fit.n_opt(1.0, k))
+    for b in iso.budgets:
+        b["n_opt_fit"] = float(fit.n_opt(b["compute"], k))
+        b["off_centre"] = float(max(b["centre"], b["n_opt_fit"]) / min(b["centre"], b["n_opt_fit"]))
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        draws = [rng.integers(0, len(x), len(x)) for _ in range(bootstrap)]
+        a = [varpro_fit(x[i], d[i], y[i]).a for i in draws]
+        iso.fit_ci = (float(np.percentile(a, 2.5)), float(np.percentile(a, 97.5)))

@@ -202,9 +202,18 @@ def isoflop_section(analysis) -> Section | None:
     iso = analysis.isoflop
     if iso is None:
         return None
-    text = (f"N_opt ∝ C^{iso.exponent:.3f} from the minima inside their grids." if iso.exponent is not None
-            else "Too few budgets with a minimum inside their grid for an exponent.")  # fmt: skip
-    return Section("IsoFLOP minima", [text, _frame(pd.DataFrame(iso.budgets))])
+    blocks = []
+    if iso.fit_exponent is not None:
+        ci = f" (95% CI [{iso.fit_ci[0]:.3f}, {iso.fit_ci[1]:.3f}])" if iso.fit_ci else ""
+        blocks.append(f"**N_opt ∝ C^{iso.fit_exponent:.3f}**{ci} from L(N, D) fitted to every "
+                      "point by variable projection.")  # fmt: skip
+    if iso.exponent is not None:
+        diff = "" if iso.fit_exponent is None else f", {iso.exponent - iso.fit_exponent:+.3f} from the fit"
+        blocks.append(f"A parabola per budget (the cross-check): N_opt ∝ C^{iso.exponent:.3f} from "
+                      f"the minima inside their grids{diff}.")  # fmt: skip
+    if not blocks:
+        blocks.append("Too few budgets for an exponent (3 or more, with minima inside their grids).")
+    return Section("IsoFLOP minima", blocks + [_frame(pd.DataFrame(iso.budgets))])
 
 
 def analysis_sections(analysis, df_all: pd.DataFrame) -> list[Section]:
