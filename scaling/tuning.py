@@ -17,7 +17,7 @@ from dataclasses import replace
 import pandas as pd
 
 from . import store
-from .analysis.health import STUCK
+from .analysis.health import learned
 from .analysis.lr import LRLaw, fit_lr_law, tune_table
 from .config import compose as composing
 from .errors import BadInput
@@ -79,7 +79,7 @@ def tuning_runs(out, specs) -> pd.DataFrame:
     for spec in (s for s in specs if s.role == "tuning"):
         folder = store.point_folder(out, spec.point_id)
         r = store.read_result(folder) or {}
-        status = r.get("status") if _learned(folder) else "no learning"
+        status = r.get("status") if learned(store.read_history(folder)) else "no learning"
         rows.append({SIZE: r.get(SIZE), "lr": r.get("lr"), "val_loss": r.get("val_loss"),
                      "status": status})  # fmt: skip
     return pd.DataFrame(rows, columns=[SIZE, "lr", "val_loss", "status"])
@@ -94,14 +94,6 @@ def with_lr(spec, lr: float, source: str):
     role = spec.role if source == "tuned" else "tuning"
     return replace(spec, cfg=cfg, point_id=point_id(cfg), overrides=overrides, label=label,
                    lr=lr, lr_source=source, role=role)  # fmt: skip
-
-
-def _learned(folder) -> bool:
-    """Whether a run's validation loss fell from its first evaluation (``health.STUCK``)."""
-    history = store.read_history(folder)
-    if history is None or len(history) < 2:
-        return True
-    return history["val_loss"].iloc[-1] < history["val_loss"].iloc[0] * (1 - STUCK)
 
 
 def _as_job(specs: list) -> list:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..store import read_histories
+from ..store import is_tuning, read_histories
 
 # thresholds, with the reason for each
 OVERFIT = 0.01  # final validation loss this far above its best: the fitted loss is not the best
@@ -52,7 +52,7 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
     its history table)."""
     histories = histories or {}
     ok = rows[rows["status"].eq("ok")] if "status" in rows else rows
-    trained = ok[~_is_tuning(ok)] if len(ok) else ok
+    trained = ok[~is_tuning(ok)] if len(ok) else ok
     findings = []
     findings += _overfitting(trained, histories, y)
     findings += _under_training(trained, histories)
@@ -62,7 +62,7 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
     findings += _sizes(trained, x)
     findings += _no_gain(trained, x, y)
     findings += _language(trained)
-    findings += _divergence(rows[~_is_tuning(rows)], histories)  # tuning grids may diverge
+    findings += _divergence(rows[~is_tuning(rows)], histories)  # tuning grids may diverge
     findings += _seeds(trained, x, y)
     return findings
 
@@ -73,10 +73,18 @@ def check_table(table, x: str = "params", y: str = "val_loss") -> list[Finding]:
     return check(table.all, histories, x, y)
 
 
-def _is_tuning(df: pd.DataFrame) -> pd.Series:
-    if "role" not in df:
-        return pd.Series(False, index=df.index)
-    return df["role"].eq("tuning")
+def learned(history: pd.DataFrame) -> bool:
+    """Whether a run's validation loss fell by ``STUCK`` or more from its first evaluation (a
+    run stuck at chance has not); a history of one evaluation says nothing, so True."""
+    if history is None or len(history) < 2:
+        return True
+    return history["val_loss"].iloc[-1] < history["val_loss"].iloc[0] * (1 - STUCK)
+
+
+def _settings(df: pd.DataFrame, but: str | None = None) -> list[str]:
+    """The config columns that name an experiment (bookkeeping ones aside), ``but`` one."""
+    return [c for c in df.columns if "." in c and c not in _IGNORED and c != but
+            and df[c].notna().any()]  # fmt: skip
 
 
 def _name(row) -> str:
@@ -143,11 +151,10 @@ def _edges(ok: pd.DataFrame, y: str) -> list[Finding]:
     out = []
     if y not in ok:
         return out
-    settings = [c for c in ok.columns if "." in c and c not in _IGNORED and ok[c].notna().any()]
     for column, what in _TRIED.items():
         if column not in ok:
             continue
-        rest = [c for c in settings if c != column]
+        rest = _settings(ok, but=column)
         keyed = ok.assign(**{c: ok[c].astype(str) for c in rest})
         for _, runs in keyed.groupby(rest, dropna=False) if rest else [(None, keyed)]:
             loss = pd.to_numeric(runs[y], errors="coerce")
@@ -271,8 +278,8 @@ def _divergence(rows: pd.DataFrame, histories: dict) -> list[Finding]:
         h = histories.get(str(row.get("point_id")))
         if h is None or len(h) < 3:
             continue
-        first, last = h["val_loss"].iloc[0], h["val_loss"].iloc[-1]
-        if last >= first * (1 - STUCK):
+        if not learned(h):
+            first, last = h["val_loss"].iloc[0], h["val_loss"].iloc[-1]
             out.append(Finding(
                 "no learning",
                 f"{_name(row)}: validation loss {last:.4g} at the end, {first:.4g} at the first "
@@ -296,7 +303,7 @@ def _seeds(ok: pd.DataFrame, x: str, y: str) -> list[Finding]:
     """Runs that share every setting but the seed, scattering more than neighbouring sizes differ."""
     if x not in ok or y not in ok:
         return []
-    settings = [c for c in ok.columns if "." in c and c not in _IGNORED and ok[c].notna().any()]
+    settings = _settings(ok)
     loss = pd.to_numeric(ok[y], errors="coerce")
     keyed = ok.assign(**{c: ok[c].astype(str) for c in settings}, _loss=loss)
     groups = keyed.groupby(settings, dropna=False)["_loss"] if settings else None

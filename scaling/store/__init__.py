@@ -47,12 +47,12 @@ from .sweeps import (
     write_grid,
     write_results,
 )
-from .tables import Table, find_study, load_table
+from .tables import Table, find_study, is_tuning, load_table
 
 __all__ = [
     "COLUMNS", "FAILED", "LR_LAW", "HISTORY_COLUMNS", "SETTINGS", "STATUSES", "Table", "atomic_write",
     "atomic_write_text", "checkpoint_path", "clear_failures", "collect", "failure_streak",
-    "find_study", "first_failure", "last_history", "load_table", "lock", "model_path",
+    "find_study", "first_failure", "is_tuning", "last_history", "load_table", "lock", "model_path",
     "needs_training", "new_row", "point_folder", "point_id", "point_identity", "read_grid",
     "read_grid_info", "read_histories", "read_history", "read_json", "read_lr_law", "read_result", "record_failure",
     "record_outcome", "settings_columns", "split_variant", "try_lock", "variant_id",

@@ -13,6 +13,16 @@ from .sweeps import collect
 TUNING = ("tuning", "tuning check")  # lr_source of a tuning run: the lr section reports it
 
 
+def is_tuning(df: pd.DataFrame) -> pd.Series:
+    """The rows that are lr tuning runs (role ``tuning``, or a tuning lr_source)."""
+    tuning = pd.Series(False, index=df.index)
+    if "role" in df:
+        tuning |= df["role"].eq("tuning")
+    if "lr_source" in df:
+        tuning |= df["lr_source"].isin(TUNING)
+    return tuning
+
+
 @dataclass
 class Table:
     """A study's points, read from a sweep folder or a CSV/Parquet file."""
@@ -62,14 +72,20 @@ def load_table(target: str, needed: list[str]) -> Table:
         for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
             excluded[f"status {status}"] = int(count)
         ok = df[df["status"] == "ok"]
-    for column, reason in (("compression", "compressed variant"), ("distill.alpha", "distilled"),
-                           ("lr_source", "learning-rate tuning runs")):  # fmt: skip
-        if column in ok.columns:
-            other = ok[column].notna() & ~ok[column].isin(["none", 0, 0.0]) \
-                if column != "lr_source" else ok[column].isin(TUNING)  # fmt: skip
-            if other.any():
-                excluded[reason] = int(other.sum())
-                ok = ok[~other]
+    studies = {
+        reason: ok[column].notna() & ~ok[column].isin(["none", 0, 0.0])
+        for column, reason in (
+            ("compression", "compressed variant"),
+            ("distill.alpha", "distilled"),
+        )
+        if column in ok.columns
+    }
+    studies["learning-rate tuning runs"] = is_tuning(ok)
+    for reason, other in studies.items():
+        other = other.reindex(ok.index, fill_value=False)
+        if other.any():
+            excluded[reason] = int(other.sum())
+            ok = ok[~other]
     ok = _numeric(ok, needed, excluded)
     if ok.empty:
         why = ", ".join(f"{n} {reason}" for reason, n in excluded.items())
