@@ -23,6 +23,19 @@ LAW_1D = {"E": 0.28, "A": 13.4, "alpha": 0.38}
 LAW_2D = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
 
 
+def _score(fit, truth: dict, cover: dict, widths: list, alphas: list) -> int:
+    """Count which of ``cover``'s parameters the fit's intervals hold, keep α's interval width
+    and estimate; the number of degenerate intervals (empty, or reaching 0)."""
+    degenerate = 0
+    for name in cover:
+        lo, hi = fit.ci[name]
+        cover[name] += lo <= truth[name] <= hi
+        degenerate += hi <= lo or lo < 1e-6
+    widths.append(fit.ci["alpha"][1] - fit.ci["alpha"][0])
+    alphas.append(fit.params["alpha"])
+    return degenerate
+
+
 def one_d(studies: int, noise: float, bootstrap: int) -> None:
     n = np.logspace(3, 5.5, 6)
     law = LAW_1D["E"] + LAW_1D["A"] * n ** -LAW_1D["alpha"]
@@ -31,12 +44,7 @@ def one_d(studies: int, noise: float, bootstrap: int) -> None:
     for s in range(studies):
         y = law * np.exp(noise * rng.standard_normal(6))
         fit = fit_law(n, y, bootstrap=bootstrap, seed=s)
-        for name in cover:
-            lo, hi = fit.ci[name]
-            cover[name] += lo <= LAW_1D[name] <= hi
-            degenerate += hi <= lo or lo < 1e-6
-        widths.append(fit.ci["alpha"][1] - fit.ci["alpha"][0])
-        alphas.append(fit.params["alpha"])
+        degenerate += _score(fit, LAW_1D, cover, widths, alphas)
         lo, hi = fit_law(n[:5], y[:5], bootstrap=bootstrap, seed=s).predict_interval(
             n[5:], noise=True
         )
@@ -55,12 +63,7 @@ def two_d(studies: int, noise: float, bootstrap: int) -> None:
     for s in range(studies):
         fit = fit_law(n, law * np.exp(noise * rng.standard_normal(len(n))), d, form="chinchilla",
                       bootstrap=bootstrap, seed=s)  # fmt: skip
-        for name in cover:
-            lo, hi = fit.ci[name]
-            cover[name] += lo <= LAW_2D[name] <= hi
-            degenerate += hi <= lo or lo < 1e-6
-        widths.append(fit.ci["alpha"][1] - fit.ci["alpha"][0])
-        alphas.append(fit.params["alpha"])
+        degenerate += _score(fit, LAW_2D, cover, widths, alphas)
     print(
         f"2-D, 10 × 6 grid, {noise:.0%} noise, {studies} studies ({fit.interval_method}): "
         + ", ".join(f"{k} covered {v / studies:.1%}" for k, v in cover.items())
