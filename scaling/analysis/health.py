@@ -37,8 +37,7 @@ _IGNORED = {"trainer.seed", "trainer.threads", "trainer.device", "trainer.checkp
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # overfitting | under-training | edge | sizes | no gain | tokens | warmup |
-    # divergence | no learning | spikes | seeds
+    kind: str  # the check's name: overfitting, under-training, edge, no gain, spikes, …
     text: str  # what was seen
     fix: str  # what to do about it
 
@@ -52,7 +51,7 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
     its history table)."""
     histories = histories or {}
     ok = rows[rows["status"].eq("ok")] if "status" in rows else rows
-    trained = ok[~is_tuning(ok)] if len(ok) else ok
+    trained = ok[~is_tuning(ok)]
     findings = []
     findings += _overfitting(trained, histories, y)
     findings += _under_training(trained, histories)
@@ -74,8 +73,7 @@ def check_table(table, x: str = "params", y: str = "val_loss") -> list[Finding]:
 
 
 def learned(history: pd.DataFrame) -> bool:
-    """Whether a run's validation loss fell by ``STUCK`` or more from its first evaluation (a
-    run stuck at chance has not); a history of one evaluation says nothing, so True."""
+    """Whether the validation loss fell by ``STUCK`` from its first evaluation (True for one)."""
     if history is None or len(history) < 2:
         return True
     return history["val_loss"].iloc[-1] < history["val_loss"].iloc[0] * (1 - STUCK)
@@ -203,8 +201,7 @@ def _sizes(ok: pd.DataFrame, x: str) -> list[Finding]:
 
 
 def _no_gain(ok: pd.DataFrame, x: str, y: str) -> list[Finding]:
-    """The largest size no better than a smaller one: the task is saturated, or the largest
-    trained too little, and a law fitted through it predicts nothing."""
+    """The largest size no better than a smaller one: a saturated task, or too little training."""
     if x not in ok or y not in ok:
         return []
     loss = pd.to_numeric(ok[y], errors="coerce").groupby(pd.to_numeric(ok[x])).mean().dropna()
