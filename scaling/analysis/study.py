@@ -92,7 +92,7 @@ def analyze(data, options: Options | None = None, **settings) -> Analysis:
     o = Options(**{**vars(options or DEFAULTS), **settings})
     df, sweep, excluded = (data.ok, data.sweep_dir is not None, data.excluded) \
         if hasattr(data, "ok") else (data, False, {})  # fmt: skip
-    d, c, follows = _sweep_columns(df, o.x, o.d, o.c) if sweep else (o.d, o.c, None)
+    d, c, follows = sweep_columns(df, o.x, o.d, o.c) if sweep else (o.d, o.c, None)
     # in a sweep, runs of one setting share every config column but the seed
     replicas = [k for k in df.columns if "." in k and k != "trainer.seed" and df[k].notna().any()]
     # in any other table, runs of one setting share x, D and every text column
@@ -141,7 +141,7 @@ def seed_noise(df: pd.DataFrame, keys: list, y: str) -> Noise | None:
     return Noise(float(np.sqrt(ss / dof)), dof, "seeds")
 
 
-def _sweep_columns(df: pd.DataFrame, x: str, d: str | None, c: str | None):
+def sweep_columns(df: pd.DataFrame, x: str, d: str | None, c: str | None):
     """In a sweep: D from what training processed when it varies apart from the size; the
     budget column when a study has several. Returns (d, c, the D column that follows the size
     one for one, as in a ladder at one tokens-per-parameter ratio, or None)."""

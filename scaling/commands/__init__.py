@@ -1,0 +1,20 @@
+"""The commands of ``scale``, one function each: they call the package and print; each returns
+its exit code. Imports are made inside the commands, so that each pays only for what it uses
+(``scale fit`` never imports torch)."""
+
+from __future__ import annotations
+
+from .study import cmd_doctor, cmd_fit, cmd_plot, cmd_report
+from .train import cmd_coord_check, cmd_ls, cmd_run, cmd_show, cmd_sweep
+
+COMMANDS = {
+    "sweep": cmd_sweep,
+    "run": cmd_run,
+    "fit": cmd_fit,
+    "plot": cmd_plot,
+    "report": cmd_report,
+    "doctor": cmd_doctor,
+    "coord-check": cmd_coord_check,
+    "ls": cmd_ls,
+    "show": cmd_show,
+}

@@ -1,0 +1,173 @@
+"""The commands that train: sweep, run, coord-check, and the listings ls and show. Imports are made
+inside the commands, so that each pays only for what it uses."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_POINTS_FAILED, BadInput
+from .study import _analyse_sweep
+
+DEFAULT_PRESET = "mlp_width"
+
+
+def cmd_sweep(args) -> int:
+    from ..config.presets import find_preset
+    from ..console import console, points_table
+    from ..launch import train_stages
+    from ..planning import plan_sweep
+    from ..store import failure_streak, write_results
+    from ..tuning import tuning_stage
+
+    name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
+    preset = find_preset(name)
+    out = Path(args.out or Path("outputs") / name).resolve()
+    sweep = plan_sweep(name, preset, overrides, out)  # every point planned: nothing written yet
+    plan_note = tuning_stage(sweep)
+    if args.fresh and out.exists():
+        aside = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(out, aside)
+        console.print(f"moved the old sweep aside to {aside}")
+    if plan_note:
+        console.print(f"[bold]{name}[/]: {plan_note}")
+    command = "scale sweep " + " ".join([name, *overrides])
+    interrupted, _, error = train_stages(sweep, command, preset,
+                                           lambda s: _launch_stage(s, name, args))  # fmt: skip
+    if error:
+        console.print(f"[red]{error}[/]")
+    df = write_results(out)
+    mine = df[df["point_id"].isin({s.point_id for s in sweep.specs})]
+    tuning = mine["role"].eq("tuning")  # the report's lr section shows them
+    runs = f" (and {tuning.sum()} lr tuning runs)" if tuning.any() else ""
+    console.print(points_table(mine[~tuning], f"{name}: {(~tuning).sum()} points{runs}"))
+    _analyse_sweep(out, name, args.bootstrap)
+    counts = mine["status"].value_counts().to_dict()
+    if args.max_failures and failure_streak(out) >= args.max_failures:
+        console.print(
+            f"[red]stopped[/]: {args.max_failures} points failed in a row; the rest stay pending"
+        )
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if sweep.deferred:
+        return EXIT_POINTS_FAILED  # the sizes to train at a tuned lr were never planned
+    return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
+
+
+def _launch_stage(sweep, name: str, args) -> bool:
+    """Train what of the sweep's current jobs is not done, with progress; whether Ctrl-C
+    interrupted it."""
+    from ..analysis.lr import LRLaw
+    from ..console import SweepProgress, console
+    from ..launch import launch, pending
+    from ..store import read_lr_law
+
+    if any(s.lr_source == "tuned" for job in sweep.jobs for s in job):
+        law = LRLaw.from_record(read_lr_law(sweep.out))
+        console.print(f"[bold]{name}[/]: {law.text()} from the tuning runs")
+    todo, jobs = pending(sweep, args.retry_failed)
+    n = len(sweep.specs)
+    console.print(
+        f"[bold]{name}[/]: {n} points, {n - len(todo)} done, {len(todo)} to run → {sweep.out}"
+    )
+    if not jobs:
+        return False
+    try:
+        with SweepProgress(sweep.out, [s.entry() for s in todo]):
+            launch(sweep, jobs, args.max_failures)
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted[/]: finished points are kept; run the same command to resume"
+        )
+        return True
+    return False
+
+
+def _preset_and_overrides(argv: list[str], default: str | None) -> tuple[str | None, list[str]]:
+    """``[PRESET] overrides…``: a first word without ``=`` names a preset."""
+    if argv and "=" not in argv[0]:
+        return argv[0], list(argv[1:])
+    return default, list(argv)
+
+
+def cmd_run(args) -> int:
+    from rich.markup import escape
+
+    from ..config.compose import compose, hydra_context
+    from ..console import console, points_table
+    from ..launch import train_job
+    from ..planning import plan_points
+    from ..store import split_variant, write_results
+
+    out = Path(args.out or "outputs/run").resolve()
+    with hydra_context():
+        cfg = compose(args.args, extra=["sweep=run", f"out={out}"])
+        specs = plan_points(cfg, args.args)
+    try:
+        rows = train_job([s for s in specs if s.role != "teacher"], out, again=True)
+    except KeyboardInterrupt:
+        write_results(out)
+        return EXIT_INTERRUPTED
+    df = write_results(out)
+    ours = df["point_id"].map(lambda pid: split_variant(pid)[0]).isin([r["point_id"] for r in rows])
+    console.print(points_table(df[ours], "run"))  # with their compressed variants
+    for row in rows:
+        if row["status"] != "ok":
+            console.print(
+                f"[red]{row['status']}[/] (seed {row['seed']}): {escape(str(row['error']))}"
+            )
+    return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_POINTS_FAILED
+
+
+def cmd_coord_check(args) -> int:
+    from ..config.presets import find_preset
+    from ..console import console
+    from ..planning import coord_specs
+    from ..report import COORDS
+    from ..report.study_plots import plot_coord_check
+    from ..store import atomic_write_text, write_json
+    from ..training.coord import coord_check
+
+    name, overrides = _preset_and_overrides(args.args, None)
+    try:
+        widths = [int(w) for w in args.widths.split(",")]
+    except ValueError:
+        raise BadInput(
+            f"--widths takes integers separated by commas, got '{args.widths}'"
+        ) from None
+    preset = find_preset(name) if name else None
+    out = Path(args.out or Path("outputs") / (name or "coord_check") / "plots")
+    specs = coord_specs(overrides, preset, widths, args.steps, args.lr)
+    coords = coord_check(specs)
+    lr = next(iter(specs.values())).cfg.optim.lr
+    atomic_write_text(out / COORDS, coords.to_csv(index=False))
+    write_json(
+        (out / COORDS).with_suffix(".json"), {"steps": args.steps, "lr": lr, "widths": widths}
+    )
+    hidden = [layer for layer in dict.fromkeys(coords["layer"]) if layer != "logits"][-1]
+    for path in plot_coord_check(coords, out / "coord_check", [hidden, "logits"]):
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_ls(args) -> int:
+    from ..console import console, sweeps_table
+
+    table = sweeps_table(Path(args.root))
+    console.print(table if table is not None else f"no sweeps under {args.root}/")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from ..console import console, points_table
+    from ..store import collect
+
+    path = Path(args.target)
+    if not path.is_dir():
+        path = Path("outputs") / args.target
+    if not path.is_dir():
+        raise BadInput(f"no sweep folder at '{args.target}'")
+    console.print(points_table(collect(path), path.name))
+    return EXIT_OK
