@@ -1,4 +1,4 @@
-"""``scale``: sweep | run | fit | plot | report | doctor | coord-check | ls | show.
+"""``scale``: sweep | run | fit | plot | report | doctor | compare | coord-check | ls | show.
 
 argparse in front of the commands (``scaling.commands``), which import the package only when
 the arguments parse: torch alone costs a second, and a typo deserves an instant answer.
@@ -41,9 +41,14 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="the runs' health: overfitting, under-training, an lr at "
                        "the edge of its grid, too few sizes, …, one line each with the fix")  # fmt: skip
-    d.add_argument("target", help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file")
+    d.add_argument(
+        "target", help="a sweep folder, a sweep name under outputs/, or a CSV/Parquet file"
+    )
     d.add_argument("--x", default=DEFAULTS.x, help=f"size column (default: {DEFAULTS.x})")
     d.add_argument("--y", default=DEFAULTS.y, help=f"loss column (default: {DEFAULTS.y})")
+
+    _compare_parser(sub.add_parser("compare", help="a variant's compute multiplier over a baseline, "
+                                   "per budget with intervals, and its trend"))  # fmt: skip
 
     c = sub.add_parser("coord-check", help="μP's coordinate check: activation sizes across widths")
     c.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides of the point checked")
@@ -75,6 +80,28 @@ def _sweep_parser(s: argparse.ArgumentParser) -> None:
                    help="resamples for the end-of-sweep intervals")  # fmt: skip
     s.add_argument("--max-failures", type=int, default=None, metavar="N",
                    help="stop after N points in a row fail")  # fmt: skip
+
+
+def _compare_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", nargs="+", metavar="target",
+                   help="BASELINE VARIANT: two sweep folders, sweep names or CSV/Parquet files; "
+                   "or one table with --by")  # fmt: skip
+    p.add_argument("--by", metavar="COL", help="compare the two values of this column of one table")
+    p.add_argument("--baseline", metavar="VALUE", help="with --by: the value that is the baseline")
+    p.add_argument("--x", default="flops_total", help="compute column (default: flops_total)")
+    p.add_argument("--y", default=DEFAULTS.y, help=f"loss column (default: {DEFAULTS.y})")
+    p.add_argument("--n", default="params", help="size column (default: params)")
+    p.add_argument("--d", default=None, help="data column: compare L(N, D)'s compute-optimal "
+                   "envelopes (sweeps: found when it varies)")  # fmt: skip
+    p.add_argument("--target", type=float, default=None, metavar="C",
+                   help="also the multiplier at this compute (marked when extrapolated)")  # fmt: skip
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS.bootstrap,
+                   help=f"resamples per side (default: {DEFAULTS.bootstrap})")  # fmt: skip
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the bootstrap")
+    p.add_argument(
+        "--json", action="store_true", help="print compare.json's record instead of tables"
+    )
+    p.add_argument("--out", default=None, help="folder for compare.json, .md, .html and the figure")
 
 
 def _analysis_options(p: argparse.ArgumentParser) -> None:
