@@ -1,4 +1,4 @@
-"""``scale``: sweep | run | fit | plot | report | doctor | compare | coord-check | ls | show.
+"""``scale``: sweep | run | fit | plot | report | doctor | compare | design | coord-check | ls | show.
 
 argparse in front of the commands (``scaling.commands``), which import the package only when
 the arguments parse: torch alone costs a second, and a typo deserves an instant answer.
@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
     _compare_parser(sub.add_parser("compare", help="a variant's compute multiplier over a baseline, "
                                    "per budget with intervals, and its trend"))  # fmt: skip
+
+    _design_parser(sub.add_parser("design", help="before a grid runs, the intervals it can expect; "
+                                  "after a pilot, the next points to run"))  # fmt: skip
 
     c = sub.add_parser("coord-check", help="μP's coordinate check: activation sizes across widths")
     c.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides of the point checked")
@@ -102,6 +105,32 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print compare.json's record instead of tables"
     )
     p.add_argument("--out", default=None, help="folder for compare.json, .md, .html and the figure")
+
+
+def _design_parser(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True)
+    c = actions.add_parser("check", help="simulate studies of a grid: expected intervals, "
+                           "each budget's optimum against its sizes, the cost")  # fmt: skip
+    c.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides of the grid")
+    c.add_argument("--prior", metavar="STUDY", help="a finished study whose law, noise and "
+                   "throughput to assume (default: a generic prior)")  # fmt: skip
+    c.add_argument("--noise", type=float, default=None, help="noise of log loss (default: the "
+                   "prior study's, else 0.02)")  # fmt: skip
+    c.add_argument("--target", type=float, default=None, metavar="N",
+                   help="the size whose loss to predict (default: 4× the largest)")  # fmt: skip
+    c.add_argument("--studies", type=int, default=200, help="simulated studies (default: 200)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    s = actions.add_parser("suggest", help="the next points of a finished study that most "
+                           "shrink a target's interval per FLOP, as a preset")  # fmt: skip
+    s.add_argument("target_study", metavar="STUDY", help="a sweep folder or a sweep name")
+    s.add_argument("--target", type=float, default=None, metavar="N",
+                   help="the size whose loss to predict (default: 4× the largest)")  # fmt: skip
+    s.add_argument("--k", type=int, default=2, help="points to propose at most (default: 2)")
+    s.add_argument("--tight", type=float, default=None, metavar="SHARE",
+                   help="stop once the target's 95%% interval is within ± this share (0.02: ±2%%)")  # fmt: skip
+    s.add_argument("--bootstrap", type=int, default=200, help="resamples for the study's law")
+    s.add_argument("--preset-out", default=None, metavar="PATH",
+                   help="where to write the preset (default: sweeps/STUDY_next.yaml)")  # fmt: skip
 
 
 def _analysis_options(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ its exit code. Imports are made inside the commands, so that each pays only for 
 
 from __future__ import annotations
 
-from .decide import cmd_compare
+from .decide import cmd_compare, cmd_design
 from .study import cmd_doctor, cmd_fit, cmd_plot, cmd_report
 from .train import cmd_coord_check, cmd_ls, cmd_run, cmd_show, cmd_sweep
 
@@ -16,6 +16,7 @@ COMMANDS = {
     "report": cmd_report,
     "doctor": cmd_doctor,
     "compare": cmd_compare,
+    "design": cmd_design,
     "coord-check": cmd_coord_check,
     "ls": cmd_ls,
     "show": cmd_show,

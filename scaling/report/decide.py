@@ -75,6 +75,8 @@ def comparison_sections(result, figures: list[Path]) -> list[Section]:
     rows = [{"compute": fmt(r["compute"]), "multiplier": fmt(r["multiplier"]),
              "90% interval": _ci(r["ci90"]), "95% interval": _ci(r["ci95"]),
              "": "extrapolated" if r["extrapolated"] else ""} for r in result.budgets]  # fmt: skip
+    if not any(r["extrapolated"] for r in result.budgets):
+        rows = [{k: v for k, v in r.items() if k} for r in rows]
     head = Section(f"{v.name} against {b.name}: compute multiplier", [
         f"The baseline compute that reaches the variant's loss, over the variant's compute "
         f"({label(result.x)}); above 1 the variant is better. Intervals: {result.paired}.",
@@ -129,3 +131,62 @@ def write_comparison(result, out_dir: Path) -> dict:
     store.atomic_write_text(out_dir / "compare.html", render.page(sections, title))
     return {"sections": sections, "json": out_dir / "compare.json",
             "html": out_dir / "compare.html", "figures": figures}  # fmt: skip
+
+
+def design_sections(
+    name, grid, tuning, expected, optima, target, noise, rate, source
+) -> list[Section]:
+    """`scale design check`: what a study of the grid can expect, where each budget's optimum
+    falls, and what the grid costs."""
+    n = grid["params"]
+    flops = float(grid["flops"].sum()) + tuning
+    cost = f"{fmt(flops)} FLOPs" + (f" (of which lr tuning {fmt(tuning)})" if tuning else "")
+    cost += f", about {fmt(flops / rate)} s at the prior study's throughput" if rate else ""
+    at = "N = " + fmt(target[0]) + (f", D = {fmt(target[1])}" if len(target) > 1 else "")
+    rows = [{"quantity": "loss at " + at if q == "loss at target" else q, "prior": fmt(est),
+             "expected 95% interval": _ci((lo, hi)), "± (half width)": fmt((hi - lo) / 2)}
+            for q, (est, lo, hi) in expected.ranges.items()]  # fmt: skip
+    blocks = [
+        f"{len(grid)} points, N from {fmt(n.min())} to {fmt(n.max())} ({n.max() / n.min():.3g}×). "
+        f"Prior: {source}; noise of log loss {noise:.3g}. {expected.studies} simulated studies, "
+        "each refitted as the bootstrap refits.",
+        Frame(pd.DataFrame(rows)),
+        f"**Cost**: {cost}.",
+    ]
+    if optima:
+        blocks.append("Each budget's optimum under the prior, against the sizes it runs:")
+        blocks.append(Frame(pd.DataFrame([
+            {"budget": fmt(r["budget"]), "N_opt": fmt(r["n_opt"]),
+             "sizes": f"{fmt(r['smallest'])} – {fmt(r['largest'])}",
+             "inside": "yes" if r["inside"] else "NO", "centre / N_opt": f"{r['off_centre']:.3g}"}
+            for r in optima])))  # fmt: skip
+    return [Section(f"Design of {name}", blocks)]
+
+
+def suggest_sections(name, fit, n_target, noise, picks, nxt, path, command, now) -> list[Section]:
+    """`scale design suggest`: the picks, what they do to the target, and the next grid size's
+    effect for comparison."""
+    sd0 = fit_sd = picks[0]["sd_before"] if picks else None
+    blocks = [f"Target: the loss at N = {fmt(n_target)} under {fit.describe()}, now "
+              f"{fmt(float(fit.predict(n_target)[0]))} with 95% interval {_ci((now[0][0], now[1][0]))} "
+              f"(bootstrap); noise of log loss {noise:.3g}."]  # fmt: skip
+    if not picks:
+        blocks.append("Its interval is already as tight as asked: nothing to run.")
+        return [Section(f"Next points for {name}", blocks)]
+    rows = [{"#": i + 1, "point": " ".join(p["overrides"]), "N": fmt(p["n"]),
+             "FLOPs": fmt(float(p["flops"])), "kind": p["kind"], "sd after": f"{p['sd_after']:.4f}"}
+            for i, p in enumerate(picks)]  # fmt: skip
+    spent = float(sum(p["flops"] for p in picks))
+    blocks += [
+        f"Its standard deviation in log loss, linearised: {fit_sd:.4f}. Each pick lowers it most "
+        "per FLOP:",
+        Frame(pd.DataFrame(rows)),
+        f"**The picks**: {fmt(spent)} FLOPs bring it to {picks[-1]['sd_after']:.4f}: "
+        f"{fmt((sd0 - picks[-1]['sd_after']) / spent)} per FLOP.",
+    ]
+    if nxt:
+        gain = (sd0 - nxt["sd_after"]) / nxt["flops"]
+        blocks.append(f"**The next size of the grid instead** ({' '.join(nxt['overrides'])}): "
+                      f"{fmt(float(nxt['flops']))} FLOPs bring it to {nxt['sd_after']:.4f}: {fmt(gain)} per FLOP.")  # fmt: skip
+    blocks.append(f"Written: {path}. Run: `{command}`")
+    return [Section(f"Next points for {name}", blocks)]

@@ -1,0 +1,138 @@
+"""`scale design`: a grid's points planned without training them, and the next points of a
+finished study as a preset that `scale sweep` runs as is.
+
+A grid is planned as a sweep is (compose, validate, count parameters and FLOPs, the tuning
+stage), and nothing is written. A finished study's candidates are its grid's points with
+the swept value changed (between its sizes, and beyond the largest up to a target) or the
+same point at another seed; each is composed and counted, so its N, D and FLOPs are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from . import store
+from .config import compose as composing
+from .planning import plan_points, plan_sweep
+from .tuning import tuning_stage
+
+IGNORED = ("optim.lr", "trainer.seed")  # not sizes: set by tuning, or repeats of a point
+
+
+def _row(spec) -> dict:
+    d = spec.steps * spec.examples_per_step
+    budget = spec.cfg.trainer.target_flops if spec.cfg.trainer.budget == "flops" else None
+    return {"params": spec.params["total"], "params_nonembedding": spec.params["nonembedding"],
+            "d": d, "flops": spec.flops["total"] * spec.steps, "budget": budget,
+            "overrides": list(spec.overrides), "role": spec.role}  # fmt: skip
+
+
+def plan_grid(name: str, preset: Path | None, overrides: list[str]) -> tuple[pd.DataFrame, float]:
+    """The grid's points planned (one row each: params, d, flops, budget, overrides) and the
+    FLOPs of the lr tuning that comes first; BadInput for a bad preset or override."""
+    sweep = plan_sweep(name, preset, overrides, Path("outputs") / name)
+    tuning_stage(sweep)
+    grid = [s for job in sweep.deferred for s in job] if sweep.deferred else sweep.specs
+    rows = pd.DataFrame([_row(s) for s in grid if s.role != "teacher"])
+    tuning = sum(_row(s)["flops"] for s in sweep.specs) if sweep.deferred else 0.0
+    if sweep.deferred and grid[0].cfg.tune.check:  # the largest size twice more
+        tuning += 2 * rows.loc[rows["params"].idxmax(), "flops"]
+    return rows, float(tuning)
+
+
+def _points(out: Path) -> list[dict]:
+    """The study's trained points (grid.json), tuned lrs left to the tuning stage."""
+    return [p for p in store.read_grid(out) if p.get("role") in ("point", "packed")]
+
+
+def _own(point: dict) -> list[str]:
+    keys = ("optim.lr",) if point.get("lr_source") == "tuned" else ()
+    return composing.without(list(point["overrides"]), keys)
+
+
+def axis(out: Path) -> tuple[str, list]:
+    """The swept size setting of a study and its values, sorted (one setting only)."""
+    grid = [composing.without(_own(p), IGNORED) for p in _points(out)]
+    keys = sorted(composing.varying_keys(grid)) if len(grid) > 1 else []
+    if len(keys) != 1:
+        raise ValueError(f"the study's points vary in {len(keys)} settings ({', '.join(keys)}); "
+                         "suggest extends a study that sweeps one size setting")  # fmt: skip
+    values = {o.partition("=")[2] for p in grid for o in p if composing.key_of(o) == keys[0]}
+    return keys[0], sorted(values, key=float)
+
+
+def candidates(out: Path, preset: Path | None, reach: float) -> pd.DataFrame:
+    """Points the study could run next, planned: its swept value between each pair of sizes
+    above those the lr was tuned at, and beyond the largest (× √2 steps) until the parameters
+    reach ``reach``; and each of its sizes again at a new seed. Rows as ``plan_grid``'s,
+    with ``kind`` (new size, or repeat)."""
+    key, values = axis(out)
+    points = _points(out)
+    template = next(p for p in points if any(o == f"{key}={values[-1]}" for o in _own(p)))
+    tuned = [p["params"] for p in store.read_grid(out) if p.get("role") == "tuning"]
+    floor = max(tuned, default=0)
+    rows = []
+    with composing.hydra_context():
+        for value, kind in _new_values(values, points, key, floor, reach, template):
+            point = [o if composing.key_of(o) != key else f"{key}={value}" for o in _own(template)]
+            cfg = composing.compose(point, preset, ["sweep=design", f"out={out}"])
+            rows += [
+                _row(s) | {"kind": kind} for s in plan_points(cfg, point) if s.role != "teacher"
+            ]
+        seed = 1 + max((_seed(p) for p in points), default=0)
+        repeats = {
+            tuple(composing.without(_own(p), ("trainer.seed",))): p["params"] for p in points
+        }
+        for own, params in repeats.items():
+            if params > floor or not tuned:
+                point = [*own, f"trainer.seed={seed}"]
+                cfg = composing.compose(point, preset, ["sweep=design", f"out={out}"])
+                rows += [_row(s) | {"kind": "repeat"} for s in plan_points(cfg, point)]
+    return pd.DataFrame(rows)
+
+
+def _seed(point: dict) -> int:
+    return max((int(o.partition("=")[2]) for o in point["overrides"]
+                if composing.key_of(o) == "trainer.seed"), default=0)  # fmt: skip
+
+
+def _new_values(values, points, key, floor, reach, template):
+    """New values of the swept setting: midpoints above the tuned sizes, and √2 steps past
+    the largest until the parameters (growing as the value's power p, measured) pass reach."""
+    sizes = {o.partition("=")[2]: p["params"] for p in points for o in _own(p)
+             if composing.key_of(o) == key}  # fmt: skip
+    integer = all(float(v).is_integer() for v in values)
+    fmt = (lambda v: str(round(v))) if integer else (lambda v: f"{v:.4g}")  # noqa: E731
+    new = [fmt(math.sqrt(float(a) * float(b))) for a, b in zip(values, values[1:])
+           if sizes[a] >= floor]  # fmt: skip
+    a, b = float(values[-2]), float(values[-1])
+    power = math.log(sizes[values[-1]] / sizes[values[-2]]) / math.log(b / a)
+    v, beyond = b, []
+    while sizes[values[-1]] * (v / b) ** power < reach * 1.01:
+        v *= math.sqrt(2)
+        beyond.append(fmt(v))
+    out = [(fmt(b * b / a), "next size")]  # the grid's own next step
+    out += [(v, "new size") for v in dict.fromkeys(new + beyond)]
+    seen = set(sizes)
+    return [(v, kind) for v, kind in out if v not in seen and not seen.add(v)]
+
+
+def next_preset(out: Path, picks: list[dict], path: Path) -> str:
+    """Write the study's points and the picks as one preset of explicit points, whose name is
+    ``path``'s stem; returns the command that trains the new points into the study's folder."""
+    info = store.read_grid_info(out)
+    base = OmegaConf.create(info.get("preset") or "{}")
+    if OmegaConf.select(base, "hydra.sweeper.params") is not None:
+        del base.hydra.sweeper["params"]
+    if OmegaConf.select(base, "tune.check"):
+        base.tune.check = False  # the pilot checked its lr; new sizes take the fitted lr*(N)
+    points = [_own(p) for p in _points(out)] + [pick["overrides"] for pick in picks]
+    base.points = [dict(o.split("=", 1) for o in point) for point in points]
+    header = (f"# @package _global_\n# {out.name} and {len(picks)} points chosen by "
+              "`scale design suggest`, every point listed.\n")  # fmt: skip
+    store.atomic_write_text(path, header + OmegaConf.to_yaml(base))
+    return f"scale sweep {path.stem} --out {out}"
