@@ -38,7 +38,8 @@ class ComputeLaw:
     def loss(self, c) -> np.ndarray:
         """(R × m) losses at the computes ``c``."""
         c = np.atleast_1d(np.asarray(c, float))
-        return self.E[:, None] + self.A[:, None] * c[None] ** -self.alpha[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):  # a wild refit: inf, left to compute_for
+            return self.E[:, None] + self.A[:, None] * c[None] ** -self.alpha[:, None]
 
     def compute_for(self, loss: np.ndarray) -> np.ndarray:
         """The compute that reaches each loss (R × m); inf where it lies at or below E."""

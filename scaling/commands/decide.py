@@ -100,8 +100,8 @@ def _prior(args, x, d, form, budgets=None, k=6.0):
         raise BadInput(f"--prior {args.prior}: the study gives {have}; the grid needs {form}")
     fit = study.fits[0]
     noise = args.noise or (study.noise or fit.noise).sigma
-    df = table.ok
-    rate = (df["flops_total"] / df["wall_time_s"]).median() if "wall_time_s" in df else None
+    done = table.all[table.all["status"] == "ok"]  # the tuning runs too: they cost time
+    rate = done["flops_total"].sum() / done["wall_time_s"].sum() if "wall_time_s" in done else None
     return design.prior_fit(form, fit.params, x, d), noise, rate, f"{args.prior}: {fit.describe()}"
 
 

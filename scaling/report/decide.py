@@ -189,4 +189,8 @@ def suggest_sections(name, fit, n_target, noise, picks, nxt, path, command, now)
         blocks.append(f"**The next size of the grid instead** ({' '.join(nxt['overrides'])}): "
                       f"{fmt(float(nxt['flops']))} FLOPs bring it to {nxt['sd_after']:.4f}: {fmt(gain)} per FLOP.")  # fmt: skip
     blocks.append(f"Written: {path}. Run: `{command}`")
+    if fit.noise is not None and fit.noise.source == "residuals" and fit.noise.dof < 5:
+        blocks.append(f"**Note**: the noise ({fit.noise.sigma:.3g}) comes from the residuals, with "
+                      f"{fit.noise.dof} degrees of freedom; the intervals rest on it. A size run "
+                      "at two or three seeds measures it.")  # fmt: skip
     return [Section(f"Next points for {name}", blocks)]
