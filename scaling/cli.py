@@ -85,6 +85,23 @@ def _sweep_parser(s: argparse.ArgumentParser) -> None:
                    help="stop after N points in a row fail")  # fmt: skip
 
 
+def _at_least(low: float, kind=float):
+    """An argparse type: a number ≥ ``low`` (> 0 when ``low`` is 0)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < low or (low == 0 and value <= 0):
+            raise argparse.ArgumentTypeError(
+                f"must be {'> 0' if low == 0 else f'≥ {low}'}, got {text}"
+            )
+        return value
+
+    return parse
+
+
 def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("targets", nargs="+", metavar="target",
                    help="BASELINE VARIANT: two sweep folders, sweep names or CSV/Parquet files; "
@@ -96,7 +113,7 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", default="params", help="size column (default: params)")
     p.add_argument("--d", default=None, help="data column: compare L(N, D)'s compute-optimal "
                    "envelopes (sweeps: found when it varies)")  # fmt: skip
-    p.add_argument("--target", type=float, default=None, metavar="C",
+    p.add_argument("--target", type=_at_least(0), default=None, metavar="C",
                    help="also the multiplier at this compute (marked when extrapolated)")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=DEFAULTS.bootstrap,
                    help=f"resamples per side (default: {DEFAULTS.bootstrap})")  # fmt: skip
@@ -114,19 +131,23 @@ def _design_parser(p: argparse.ArgumentParser) -> None:
     c.add_argument("args", nargs="*", help="[PRESET] then Hydra overrides of the grid")
     c.add_argument("--prior", metavar="STUDY", help="a finished study whose law, noise and "
                    "throughput to assume (default: a generic prior)")  # fmt: skip
-    c.add_argument("--noise", type=float, default=None, help="noise of log loss (default: the "
+    c.add_argument("--noise", type=_at_least(0), default=None, help="noise of log loss (default: the "
                    "prior study's, else 0.02)")  # fmt: skip
-    c.add_argument("--target", type=float, default=None, metavar="N",
+    c.add_argument("--target", type=_at_least(0), default=None, metavar="N",
                    help="the size whose loss to predict (default: 4× the largest)")  # fmt: skip
-    c.add_argument("--studies", type=int, default=200, help="simulated studies (default: 200)")
+    c.add_argument(
+        "--studies", type=_at_least(20, int), default=200, help="simulated studies (default: 200)"
+    )
     c.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     s = actions.add_parser("suggest", help="the next points of a finished study that most "
                            "shrink a target's interval per FLOP, as a preset")  # fmt: skip
     s.add_argument("target_study", metavar="STUDY", help="a sweep folder or a sweep name")
-    s.add_argument("--target", type=float, default=None, metavar="N",
+    s.add_argument("--target", type=_at_least(0), default=None, metavar="N",
                    help="the size whose loss to predict (default: 4× the largest)")  # fmt: skip
-    s.add_argument("--k", type=int, default=2, help="points to propose at most (default: 2)")
-    s.add_argument("--tight", type=float, default=None, metavar="SHARE",
+    s.add_argument(
+        "--k", type=_at_least(1, int), default=2, help="points to propose at most (default: 2)"
+    )
+    s.add_argument("--tight", type=_at_least(0), default=None, metavar="SHARE",
                    help="stop once the target's 95%% interval is within ± this share (0.02: ±2%%)")  # fmt: skip
     s.add_argument("--bootstrap", type=int, default=200, help="resamples for the study's law")
     s.add_argument("--preset-out", default=None, metavar="PATH",

@@ -67,6 +67,9 @@ def test_design_check_of_a_grid(in_tmp, capsys):
     assert main(["design", "check", "model.width=-4", *TINY]) == 2
     err = capsys.readouterr().err
     assert "model.width must be > 0" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as stop:
+        main(["design", "check", "--noise", "-0.1"])
+    assert stop.value.code == 2 and "--noise: must be > 0" in capsys.readouterr().err
 
 
 def test_suggested_points_run_as_a_preset_into_the_study(in_tmp, capsys):
