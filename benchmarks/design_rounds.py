@@ -57,13 +57,14 @@ def main(work: Path) -> None:
     base = results["pilot"]
     print(f"target: the loss at N = {n_target:,.0f}")
     print(
-        f"{'study':<20} {'FLOPs added':>12} {'95% interval':>22} {'width':>8} {'shrink/PFLOP':>13}"
+        f"{'study':<20} {'FLOPs added':>12} {'95% interval':>22} {'width':>8} {'shrink/TFLOP':>13}"
     )
     for name, m in results.items():
         added = m["flops"] - base["flops"]
-        shrink = (base["width"] - m["width"]) / added * 1e15 if added else np.nan
+        # percentage points of relative width per 1e12 FLOPs added
+        shrink = 100 * (base["width"] - m["width"]) / added * 1e12 if added else np.nan
         interval = f"[{m['lo']:.4f}, {m['hi']:.4f}]"
-        print(f"{name:<20} {added:>12.3e} {interval:>22} {m['width']:>8.2%} {shrink:>13.4f}")
+        print(f"{name:<20} {added:>12.3e} {interval:>22} {m['width']:>8.2%} {shrink:>13.2f}")
 
 
 if __name__ == "__main__":
