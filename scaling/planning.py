@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from . import measure, store
 from .config import compose as composing
-from .config.schema import Config, validate
+from .config.schema import BUDGETS, Config, validate
 from .data import fingerprint, load_data
 from .errors import BadInput
 from .models import build_model
@@ -28,7 +28,7 @@ from .studies.distill import find_teacher
 from .training.device import resolve_device, resolve_dtype
 from .training.evaluate import loss_fn_for
 from .training.loggers import check_logger
-from .training.optim import peak_lr, rule_batch
+from .training.optim import decay_start, peak_lr, rule_batch
 from .training.parallel import backend_for
 
 PACK_KEYS = ("trainer.seed", "trainer.pack_seeds")  # a packed seed's own overrides
@@ -53,6 +53,9 @@ class PointSpec:
     role: str = "point"  # point | packed (a seed trained with others) | teacher | tuning
     job: str | None = None  # the first point of the job that trains it; None for a teacher
     teacher: PointSpec | None = None  # the study's teacher, trained before this point
+    start: int | None = None  # a branch's first cooldown step, its trunk's snapshot
+    trunk_id: str | None = None  # a branch's trunk
+    starts: tuple = ()  # a trunk's snapshots: its branches' starts
 
     def entry(self) -> dict:
         """The point's line in grid.json."""
@@ -132,6 +135,8 @@ def plan_points(cfg: Config, point=(), label: str = "default", shapes: dict | No
             composing.teacher_config(cfg), own, name, shapes, remote, role="teacher"
         )
     one = plan_point(cfg, point, label, shapes, remote, teacher=teacher)
+    if cfg.trainer.branches:
+        return plan_branches(one)
     if cfg.trainer.pack_seeds == 1:
         return [s for s in (teacher, replace(one, job=one.point_id)) if s is not None]
     seeds, specs = range(cfg.trainer.seed, cfg.trainer.seed + cfg.trainer.pack_seeds), []
@@ -175,6 +180,36 @@ def plan_point(cfg: Config, point=(), label: str = "default", shapes: dict | Non
                      train_size, spec.task, lr, lr_source, role=role, teacher=teacher)  # fmt: skip
 
 
+def plan_branches(one: PointSpec) -> list[PointSpec]:
+    """A branched point as its trunk (constant lr to the last branch's start, snapshots at every
+    start) and one branch per budget: a wsd run of that budget, which starts from the trunk."""
+    cfg, tr = one.cfg, one.cfg.trainer
+    field = BUDGETS[tr.budget]
+    budgets = [int(b) if field == "steps" else b for b in tr.branches]
+    steps = {b: plan_steps(replace(tr, **{field: b}), one.params["total"], one.examples_per_step,
+                           one.train_size, one.flops["total"]) for b in budgets}  # fmt: skip
+    optim = replace(cfg.optim, warmup_steps=cfg.optim.warmup_steps
+                    or max(1, int(cfg.optim.warmup * min(steps.values()))))  # fmt: skip
+    trunk_cfg = replace(cfg, optim=replace(optim, schedule="constant"),
+                        trainer=replace(tr, branches=[], budget="steps", steps=1))  # fmt: skip
+    identity = store.point_identity(asdict(trunk_cfg), fingerprint(cfg.data), *_device(cfg))
+    trunk_id = store.point_id(identity | {"trunk": True})  # one trunk, however long
+    fixed = [o for o in one.overrides if composing.key_of(o) not in ("trainer.branches", f"trainer.{field}")]
+    branches = []
+    for b, n in sorted(steps.items(), key=lambda item: item[1]):
+        c = replace(cfg, optim=optim, trainer=replace(tr, branches=[], **{field: b}))
+        branches.append(replace(one, cfg=c, point_id=point_id(c), steps=n, role="branch",
+                                start=decay_start(n, optim.decay), trunk_id=trunk_id,
+                                overrides=(*fixed, "trainer.branches=[]", f"trainer.{field}={b:g}",
+                                           f"optim.warmup_steps={optim.warmup_steps}"),
+                                label=f"{one.label} {field}={b:g}".removeprefix("default ")))  # fmt: skip
+    starts = tuple(sorted({s.start for s in branches}))
+    trunk = replace(one, cfg=replace(trunk_cfg, trainer=replace(trunk_cfg.trainer, steps=starts[-1])),
+                    point_id=trunk_id, steps=starts[-1], role="trunk", starts=starts,
+                    label=f"{one.label} trunk".removeprefix("default "))  # fmt: skip
+    return [trunk, *branches]
+
+
 def scaled_batch(cfg: Config, counts: dict, flops_per_step: int, per_example: int,
                  train_size: int) -> Config:  # fmt: skip
     """The config with ``trainer.batch_size`` set by its ``batch_scaling`` rule; the compute the
@@ -182,7 +217,9 @@ def scaled_batch(cfg: Config, counts: dict, flops_per_step: int, per_example: in
     tr = cfg.trainer
     per_step = tr.batch_size * per_example
     steps = plan_steps(tr, counts["total"], per_step, train_size, flops_per_step)
-    batch = rule_batch(tr.batch_scaling, counts["nonembedding"], flops_per_step * steps, per_example)
+    batch = rule_batch(
+        tr.batch_scaling, counts["nonembedding"], flops_per_step * steps, per_example
+    )
     cfg = replace(cfg, trainer=replace(tr, batch_size=batch))
     validate(cfg)
     return cfg
@@ -190,11 +227,12 @@ def scaled_batch(cfg: Config, counts: dict, flops_per_step: int, per_example: in
 
 def point_id(cfg: Config) -> str:
     """The point's id: a hash of what changes its result (``store.point_identity``)."""
+    return store.point_id(store.point_identity(asdict(cfg), fingerprint(cfg.data), *_device(cfg)))
+
+
+def _device(cfg: Config) -> tuple[str, str]:
     device = resolve_device(cfg.trainer.device)
-    dtype = resolve_dtype(cfg.trainer.precision, device)
-    return store.point_id(
-        store.point_identity(asdict(cfg), fingerprint(cfg.data), device.type, dtype)
-    )
+    return device.type, resolve_dtype(cfg.trainer.precision, device)
 
 
 def data_shape(cfg: Config, shapes: dict):
@@ -265,24 +303,3 @@ def check_distillation(cfg: Config, spec) -> None:
         raise ValueError("distill: a regression task has no logits to distil")
     if cfg.distill.teacher:
         find_teacher(Path(cfg.distill.teacher))
-
-
-def coord_specs(overrides: list[str], preset: Path | None, widths: list[int], steps: int,
-                lr: float | None = None) -> dict:  # fmt: skip
-    """The points of a coordinate check: the composed point at each width under sp and μP,
-    ``steps`` steps at a constant lr on the CPU, one evaluation at the end."""
-    field = composing.compose(overrides, preset).model.WIDTH
-    if field is None:
-        raise BadInput("scale coord-check: this model family has no width to vary")
-    check = ["optim.schedule=constant", "optim.warmup=0", f"trainer.steps={steps}",
-             f"trainer.eval_interval={steps}", "trainer.budget=steps", "trainer.device=cpu",
-             "trainer.pack_seeds=1", "compress=none", "distill.alpha=0", "logger=csv"]  # fmt: skip
-    check += [f"optim.lr={lr}"] if lr is not None else []
-    specs = {}
-    for par in ("sp", "mup"):
-        for width in widths:
-            point = [*overrides, *check, f"model.{field}={width}", f"model.parametrization={par}"]
-            specs[(par, width)] = plan_point(
-                composing.compose(point, preset), point, f"{par} {width}"
-            )
-    return specs

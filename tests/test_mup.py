@@ -7,12 +7,12 @@ from conftest import TINY
 from torch import nn
 
 from scaling.analysis.transfer import coord_growth, transfer_table
+from scaling.commands.train import coord_specs
 from scaling.data import DataSpec
 from scaling.errors import BadInput
 from scaling.measure import param_counts
 from scaling.models import build_model
 from scaling.models.parametrization import Readout, base_config
-from scaling.planning import coord_specs
 from scaling.report.study_sections import transfer_section
 from scaling.studies.mup import param_groups
 from scaling.training.coord import coord_check

@@ -2,9 +2,9 @@
 
 ``check(rows, histories)`` reads the results table (every row, statuses included) and the
 points' histories (``store.read_histories``) and returns ``Finding``s: overfitting,
-under-training, a learning rate or batch size at the edge of what was tried, too few sizes
-or too narrow a span, a largest size no better than a smaller one, tokens per parameter and warmup for language models, divergence and
-loss spikes, and seeds that scatter more than sizes differ. Nothing here trains or plots.
+under-training, an lr or batch at the edge of what was tried, too few sizes or too narrow a
+span, a saturated largest size, tokens per parameter and warmup for language models,
+divergence and loss spikes, seeds that scatter more than sizes differ. Nothing trains or plots.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
 
 def check_table(table, x: str = "params", y: str = "val_loss") -> list[Finding]:
     """``check`` on a study read by ``store.load_table``, with its points' histories."""
-    histories = read_histories(table.sweep_dir) if table.sweep_dir is not None else {}
-    return check(table.all, histories, x, y)
+    keep = table.all["role"] != "trunk" if "role" in table.all else slice(None)  # no finished run
+    return check(table.all.loc[keep], read_histories(table.sweep_dir) if table.sweep_dir else {}, x, y)
 
 
 def learned(history: pd.DataFrame) -> bool:

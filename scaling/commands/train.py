@@ -124,7 +124,6 @@ def cmd_run(args) -> int:
 def cmd_coord_check(args) -> int:
     from ..config.presets import find_preset
     from ..console import console
-    from ..planning import coord_specs
     from ..report import COORDS
     from ..report.study_plots import plot_coord_check
     from ..store import atomic_write_text, write_json
@@ -171,3 +170,27 @@ def cmd_show(args) -> int:
         raise BadInput(f"no sweep folder at '{args.target}'")
     console.print(points_table(collect(path), path.name))
     return EXIT_OK
+
+
+def coord_specs(overrides: list[str], preset: Path | None, widths: list[int], steps: int,
+                lr: float | None = None) -> dict:  # fmt: skip
+    """The points of a coordinate check: the composed point at each width under sp and μP,
+    ``steps`` steps at a constant lr on the CPU, one evaluation at the end."""
+    from ..config import compose as composing
+    from ..planning import plan_point
+
+    field = composing.compose(overrides, preset).model.WIDTH
+    if field is None:
+        raise BadInput("scale coord-check: this model family has no width to vary")
+    check = ["optim.schedule=constant", "optim.warmup=0", f"trainer.steps={steps}",
+             f"trainer.eval_interval={steps}", "trainer.budget=steps", "trainer.device=cpu",
+             "trainer.pack_seeds=1", "compress=none", "distill.alpha=0", "logger=csv"]  # fmt: skip
+    check += [f"optim.lr={lr}"] if lr is not None else []
+    specs = {}
+    for par in ("sp", "mup"):
+        for width in widths:
+            point = [*overrides, *check, f"model.{field}={width}", f"model.parametrization={par}"]
+            specs[(par, width)] = plan_point(
+                composing.compose(point, preset), point, f"{par} {width}"
+            )
+    return specs

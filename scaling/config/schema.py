@@ -68,8 +68,12 @@ class OptimConfig:
     beta2: float = 0.95
     momentum: float = 0.9  # sgd only
     warmup: float = 0.05  # fraction of steps with linear warmup
-    schedule: str = "cosine"  # cosine | constant
-    min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
+    # warmup in steps; None: warmup·steps (a branched point: warmup·its shortest branch)
+    warmup_steps: int | None = None
+    schedule: str = "cosine"  # cosine | constant | wsd (warmup, stable, decay)
+    min_lr_ratio: float = 0.1  # cosine and wsd decay to lr·min_lr_ratio
+    decay: float = 0.2  # wsd: the last fraction of the steps, over which the lr decays
+    decay_shape: str = "sqrt"  # wsd: sqrt (1 − √t; Hägele et al. 2024) | linear | cosine
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
     # the lr per size, by a rule (the study's tune.lrs tunes it instead):
     # none: optim.lr at every size; width: lr·base_width/width (the family's width field);
@@ -82,8 +86,11 @@ class OptimConfig:
     def __post_init__(self):
         choice(self, "name", ("adamw", "sgd"))
         choice(self, "lr_scaling", LR_RULES)
-        choice(self, "schedule", ("cosine", "constant"))
-        positive(self, "lr", "base_width")
+        choice(self, "schedule", ("cosine", "constant", "wsd"))
+        choice(self, "decay_shape", ("sqrt", "linear", "cosine"))
+        if not 0 < self.decay <= 1:
+            raise ValueError(f"optim.decay is a fraction of the steps in (0, 1], got {self.decay}")
+        positive(self, "lr", "base_width", "warmup_steps")
         positive(self, "weight_decay", "grad_clip", "min_lr_ratio", allow_zero=True)
         if not 0 <= self.warmup < 1:
             raise ValueError(
@@ -128,6 +135,9 @@ class TrainerConfig:
     micro_batch_size: int | None = None
     # a torch.profiler trace of a few steps in <point>/profile/, the top operations in the log
     profile: bool = False
+    # data budgets in trainer.budget's unit, one row each, from one constant-lr trunk per point:
+    # each branch cools down (optim.schedule=wsd) from the trunk at its own budget
+    branches: list[float] = field(default_factory=list)
     GROUP: ClassVar[str] = "trainer"
 
     def __post_init__(self):
@@ -193,6 +203,7 @@ def validate(cfg: Config) -> None:
     _check_pack(cfg)
     _check_width_rules(cfg)
     _check_studies(cfg)
+    _check_branches(cfg)
     if cfg.tune.on and cfg.optim.lr_scaling != "none":
         raise ValueError(f"tune.lrs tunes the lr per size; drop optim.lr_scaling={cfg.optim.lr_scaling}")
 
@@ -237,6 +248,23 @@ def _check_pack(cfg: Config) -> None:
             f"trainer.pack_seeds: the {cfg.model.family} family cannot be vmapped (torch has no "
             "batching rule for its kernels); train its seeds as separate points"
         )
+
+
+def _check_branches(cfg: Config) -> None:
+    """Branches share one trunk: its lr, batch and schedule must not depend on the budget."""
+    tr = cfg.trainer
+    if not tr.branches:
+        return
+    if min(tr.branches) <= 0:
+        raise ValueError(f"trainer.branches are positive budgets, got {list(tr.branches)}")
+    if cfg.optim.schedule != "wsd":
+        raise ValueError("trainer.branches cool down from a constant-lr trunk: set optim.schedule=wsd")
+    rules = [f"{k}={v}" for k, v in (("optim.lr_scaling", cfg.optim.lr_scaling),
+                                     ("trainer.batch_scaling", tr.batch_scaling)) if v == "deepseek"]  # fmt: skip
+    shared = [k for k, on in (("trainer.pack_seeds", tr.pack_seeds > 1), ("trainer.nproc", tr.group),
+                              ("trainer.early_stop_patience", tr.early_stop_patience)) if on]  # fmt: skip
+    if rules or shared:
+        raise ValueError(f"trainer.branches cannot be combined with {', '.join(rules + shared)}")
 
 
 def _check_width_rules(cfg: Config) -> None:

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .. import store
+from ..training.branches import needs_trunk, trunk_failed_row
 from ..training.parallel import in_group
 from ..training.runner import HERE, Resources, train_points
 from . import torchrun
@@ -17,6 +18,8 @@ def train_job(
     """Train a job's points into ``out/points/<id>/``: one point, a pack's seeds together, or a
     point as a process group; the study's teacher first when it has none. Points with an ok
     result are skipped unless ``again``. Returns the new rows."""
+    if specs[0].role == "trunk":
+        return train_branched(specs, out, resources, again)
     # a launched job trains whatever of it is not ok: the sweep chose which jobs to launch
     todo = [s for s in specs if again or store.needs_training(_row(out, s), retry_failed=True)]
     if not todo:
@@ -26,6 +29,26 @@ def train_job(
     if todo[0].cfg.trainer.group and not torchrun.export_scheduler_env(todo[0].cfg.trainer):
         return [torchrun.launch(todo[0], folders[0], resources)]
     return train_points(todo, folders, resources)
+
+
+def train_branched(specs: list, out: Path, resources: Resources = HERE, again: bool = False):
+    """A trunk and its branches (``scaling.training.branches``): the branches not done, after
+    the trunk where one of them needs it (its first run, a later start, a resume). A trunk
+    that fails leaves its status in its branches' rows. Returns the new rows."""
+    trunk, branches = specs[0], specs[1:]
+    todo = [b for b in branches if again or store.needs_training(_row(out, b), retry_failed=True)]
+    if not todo:
+        return []
+    rows = []
+    if needs_trunk(trunk, todo, out):
+        rows.append(train_points([trunk], [store.point_folder(out, trunk.point_id)], resources)[0])
+        if rows[-1]["status"] != "ok":
+            for b in todo:
+                store.write_result(store.point_folder(out, b.point_id), trunk_failed_row(b, rows[-1]))
+            return rows
+    for b in todo:
+        rows += train_points([b], [store.point_folder(out, b.point_id)], resources)
+    return rows
 
 
 def train_point(spec, point_dir: Path | None = None, resources: Resources = HERE) -> dict:

@@ -16,7 +16,7 @@ COLUMNS = [
     "sweep", "point_id", "status", "error",
     "family", "dataset", "task",
     "params", "params_nonembedding",
-    "train_examples", "train_tokens", "train_size", "steps", "batch_size", "lr", "lr_source", "role", "seed", "world_size",
+    "train_examples", "train_tokens", "train_size", "steps", "batch_size", "lr", "lr_source", "role", "branch_start", "seed", "world_size",
     "micro_batch_size", "grad_accum",
     "flops_per_step", "flops_total", "flops_6nd",
     "train_loss", "val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_bpb", "val_r2",
@@ -34,6 +34,7 @@ SETTINGS = ("model", "data", "optim", "trainer", "distill", "compress")  # the r
 
 # fields that do not change what a point computes, left out of its id
 _DATA_PATHS = {"path", "root", "glob", "download"}
+_WSD = ("decay", "decay_shape")  # optim fields only a wsd schedule reads
 _TRAINER_KEPT = ("budget", "steps", "epochs", "tokens_per_param", "target_flops", "batch_size",
                  "early_stop_patience", "seed")  # fmt: skip
 
@@ -44,10 +45,14 @@ def point_identity(cfg: dict, data_hash: str, device_type: str, dtype: str) -> d
     data = {k: v for k, v in cfg["data"].items() if k not in _DATA_PATHS}
     # how a point is computed (activation checkpointing) is not what it computes
     model = {k: v for k, v in cfg["model"].items() if k != "checkpoint_activations"}
+    # settings at their defaults that change nothing (the wsd decay of another schedule) are
+    # left out, so that adding such a setting leaves every id as it was
+    optim = {k: v for k, v in cfg["optim"].items()
+             if not (k in _WSD and cfg["optim"]["schedule"] != "wsd") and not (k == "warmup_steps" and v is None)}  # fmt: skip
     identity = {
         "model": model,
         "data": {**data, "content": data_hash},
-        "optim": cfg["optim"],
+        "optim": optim,
         "trainer": {k: cfg["trainer"][k] for k in _TRAINER_KEPT},
         "device": device_type,
         "dtype": dtype,

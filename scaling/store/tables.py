@@ -81,6 +81,8 @@ def load_table(target: str, needed: list[str]) -> Table:
         if column in ok.columns
     }
     studies["learning-rate tuning runs"] = is_tuning(ok)
+    if "role" in ok:  # its losses are not those of a finished run (scaling.training.branches)
+        studies["trunks (the constant-lr phase of branches)"] = ok["role"].eq("trunk")
     for reason, other in studies.items():
         other = other.reindex(ok.index, fill_value=False)
         if other.any():

@@ -21,7 +21,7 @@ def coord_check(specs: dict) -> pd.DataFrame:
     """Train each planned point for its few steps and record its activations.
 
     Args:
-        specs: (parametrization, width) -> a planned point (``scaling.planning.coord_specs``:
+        specs: (parametrization, width) -> a planned point (``scaling.commands.train.coord_specs``:
             constant lr, the same batches at every width, on the CPU).
 
     Returns:

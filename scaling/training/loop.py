@@ -35,6 +35,7 @@ class Course:
     examples_per_step: int  # tokens for language modelling
     lm: bool
     label: str  # for the log
+    warmup: int | None = None  # warmup steps; None: optim.warmup·steps
 
 
 @dataclass
@@ -64,7 +65,7 @@ def run(stepper, members: list, course: Course, checkpoint=None, profiler=None) 
 def _steps(stepper, members, course, checkpoint, profiler, loss_sum, progress) -> None:
     t0 = time.perf_counter()
     for step in range(progress.step + 1, course.steps + 1):
-        lr = lr_at(step - 1, course.steps, course.optim, course.peak_lr)
+        lr = lr_at(step - 1, course.steps, course.optim, course.peak_lr, course.warmup)
         stepper.set_lr(lr)
         loss_sum += stepper.step()
         progress.step, progress.since_eval = step, progress.since_eval + 1

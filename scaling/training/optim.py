@@ -35,17 +35,36 @@ def rule_batch(rule: str, params_nonembedding: int, compute: float, per_example:
     return max(1, round(tokens / per_example))
 
 
-def lr_at(step: int, steps: int, optim, peak: float) -> float:
-    """Linear warmup over ``optim.warmup``·steps, then cosine down to ``min_lr_ratio``·peak
-    (or constant)."""
-    warmup = int(optim.warmup * steps)
+DECAY_SHAPES = {
+    "sqrt": math.sqrt,  # 1 − √t: Hägele et al. (2024)'s best cooldown
+    "linear": lambda t: t,
+    "cosine": lambda t: 0.5 * (1 - math.cos(math.pi * t)),
+}
+
+
+def lr_at(step: int, steps: int, optim, peak: float, warmup: int | None = None) -> float:
+    """The lr of ``step`` (0-based) of ``steps``: a linear warmup over ``warmup`` steps (default
+    ``optim.warmup``·steps), then cosine down to ``min_lr_ratio``·peak, constant, or wsd:
+    constant until the last ``optim.decay``·steps, which decay to the floor in its shape."""
+    warmup = int(optim.warmup * steps) if warmup is None else warmup
     if step < warmup:
         return peak * (step + 1) / warmup
     if optim.schedule == "constant":
         return peak
-    progress = (step - warmup) / max(1, steps - warmup)
     floor = peak * optim.min_lr_ratio
+    if optim.schedule == "wsd":
+        start = decay_start(steps, optim.decay)
+        if step < start:
+            return peak
+        fall = DECAY_SHAPES[optim.decay_shape]((step - start + 1) / (steps - start))
+        return peak - (peak - floor) * fall
+    progress = (step - warmup) / max(1, steps - warmup)
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def decay_start(steps: int, decay: float) -> int:
+    """The first step of a wsd run's decay (its cooldown)."""
+    return steps - max(1, round(decay * steps))
 
 
 def make_optimizer(groups: list[dict], optim, device: torch.device) -> torch.optim.Optimizer:

@@ -17,9 +17,10 @@ from ..models import build_model
 from ..models.parametrization import base_config
 from ..studies import compress, distill, mup
 from .batches import Batches
+from .branches import checkpoint_for
 from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
-from .loop import Checkpoint, Course, run
+from .loop import Course, run
 from .member import HERE, Member, Resources, now
 from .optim import make_optimizer
 from .parallel import join, wrap
@@ -94,7 +95,8 @@ def _members(specs: list, point_dirs: list, resources: Resources):
     ]
     dtype = resolve_dtype(tr.precision, device)
     for m in members:
-        m.row.update(lr=m.spec.lr, lr_source=m.spec.lr_source, device=str(device), dtype=dtype)
+        m.row.update(lr=m.spec.lr, lr_source=m.spec.lr_source, device=str(device), dtype=dtype,
+                     branch_start=m.spec.start)  # fmt: skip
     return members, group, device, dtype
 
 
@@ -125,10 +127,10 @@ def _train(members: list, group, device: torch.device, dtype: str, watch=None) -
     stepper = _stepper(members, models, data, objective, group, device, dtype)
     checkpoint = None
     if len(members) == 1 and members[0].folder is not None:
-        path = store.checkpoint_path(members[0].folder)
-        checkpoint = Checkpoint(path, tr.checkpoint_every, group, cfg.sweep)
+        checkpoint = checkpoint_for(spec, members[0].folder, tr.checkpoint_every, group, cfg.sweep)
     course = Course(spec.steps, cfg.optim, spec.lr, tr.eval_interval, tr.early_stop_patience,
-                    tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep)  # fmt: skip
+                    tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep,
+                    cfg.optim.warmup_steps)  # fmt: skip
 
     def profiler(steps_left: int):
         return measure.profiler(
