@@ -36,9 +36,12 @@ def test_wsd_warms_up_holds_and_cools_down_in_its_shape():
     assert lr_at(89, 100, linear, 1.0, warmup=0) == pytest.approx(0.5)
 
 
-def test_a_branch_is_the_wsd_run_of_its_budget(in_tmp):
+def test_a_branch_is_the_wsd_run_of_its_budget(in_tmp, capsys):
     grid = ["model.width=8,16", *BASE, "trainer.branches=[60,120,240]", "--bootstrap", "0"]
     assert main(["sweep", *grid, "--out", "branched"]) == 0
+    assert "6 branches from 2 trunks spent" in capsys.readouterr().out
+    report = (in_tmp / "branched" / "report.md").read_text()
+    assert "## Branches" in report and (in_tmp / "branched" / "plots" / "branches.png").is_file()
     rows = _rows(in_tmp / "branched")
     assert sorted(rows["role"]) == ["branch"] * 6 + ["trunk"] * 2
     trunk = rows[rows["role"] == "trunk"].iloc[0]

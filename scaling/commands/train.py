@@ -18,6 +18,7 @@ def cmd_sweep(args) -> int:
     from ..console import console, points_table
     from ..launch import train_stages
     from ..planning import plan_sweep
+    from ..report.branches import spent_line
     from ..store import failure_streak, write_results
     from ..tuning import tuning_stage
 
@@ -42,6 +43,9 @@ def cmd_sweep(args) -> int:
     tuning = mine["role"].eq("tuning")  # the report's lr section shows them
     runs = f" (and {tuning.sum()} lr tuning runs)" if tuning.any() else ""
     console.print(points_table(mine[~tuning], f"{name}: {(~tuning).sum()} points{runs}"))
+    spent = spent_line(mine[mine["status"] == "ok"])
+    if spent:
+        console.print(spent)
     _analyse_sweep(out, name, args.bootstrap)
     counts = mine["status"].value_counts().to_dict()
     if args.max_failures and failure_streak(out) >= args.max_failures:

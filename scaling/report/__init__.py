@@ -14,6 +14,7 @@ import pandas as pd
 from .. import store
 from ..analysis.lr import LRLaw
 from . import render, study_plots
+from .branches import branch_curves, branches_section
 from .plots import compare, figures
 from .sections import ANALYSIS, Section, analysis_sections, report_sections
 from .study_sections import (
@@ -46,7 +47,7 @@ def health_section(findings) -> Section:
 
 def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str,
                    sweep_dir: Path | None = None) -> list[Section]:  # fmt: skip
-    """Sections of studies beyond size (a tuned lr, compression, distillation, width
+    """Sections of studies beyond size (a tuned lr, compression, distillation, branches, width
     transfer), with their figures drawn into ``plots_dir``."""
     ok = df_all[df_all["status"] == "ok"] if "status" in df_all else df_all
     out = []
@@ -65,6 +66,11 @@ def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str,
     section = distillation_section(ok, x)
     if section:
         section.figures = study_plots.distilled_vs_plain(ok, x, plots_dir, title)
+        out.append(section)
+    section = branches_section(ok)
+    if section:
+        histories = store.read_histories(sweep_dir) if sweep_dir is not None else {}
+        section.figures = branch_curves(ok, histories, plots_dir, title)
         out.append(section)
     section = transfer_section(df_all)
     if section:
