@@ -79,6 +79,7 @@ def test_a_budget_added_later_trains_only_its_branch(in_tmp):
     (["trainer.branches=[60,120]", "optim.schedule=cosine"], "set optim.schedule=wsd"),
     (["trainer.branches=[60,0]"], "positive budgets"),
     (["trainer.branches=[60,120]", "trainer.pack_seeds=2"], "cannot be combined with trainer.pack_seeds"),
+    (["trainer.branches=[60,120]", "tune.lrs=[0.01,0.02,0.04]"], "cannot be combined with tune.lrs"),
 ])  # fmt: skip
 def test_bad_branches_are_one_line_and_exit_2(in_tmp, capsys, argv, message):
     assert main(["sweep", "model.width=8", *BASE, *argv]) == 2

@@ -262,7 +262,8 @@ def _check_branches(cfg: Config) -> None:
     rules = [f"{k}={v}" for k, v in (("optim.lr_scaling", cfg.optim.lr_scaling),
                                      ("trainer.batch_scaling", tr.batch_scaling)) if v == "deepseek"]  # fmt: skip
     shared = [k for k, on in (("trainer.pack_seeds", tr.pack_seeds > 1), ("trainer.nproc", tr.group),
-                              ("trainer.early_stop_patience", tr.early_stop_patience)) if on]  # fmt: skip
+                              ("trainer.early_stop_patience", tr.early_stop_patience),
+                              ("tune.lrs", cfg.tune.on)) if on]  # fmt: skip
     if rules or shared:
         raise ValueError(f"trainer.branches cannot be combined with {', '.join(rules + shared)}")
 
