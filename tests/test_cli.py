@@ -187,7 +187,8 @@ def test_ls_and_show(in_tmp, capsys):
     assert "ok" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["fit", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["fit", "--help"],
+                                  ["compare", "--help"], ["design", "suggest", "--help"]])  # fmt: skip
 def test_help_prints_and_exits_0(capsys, argv):
     with pytest.raises(SystemExit) as stop:
         main(argv)
