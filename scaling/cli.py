@@ -1,4 +1,5 @@
-"""``scale``: sweep | run | fit | plot | report | doctor | compare | design | coord-check | ls | show.
+"""``scale``: sweep, run, fit, plot, report, doctor, compare, design, coord-check, and the
+listings presets, ls and show.
 
 argparse in front of the commands (``scaling.commands``), which import the package only when
 the arguments parse: torch alone costs a second, and a typo deserves an instant answer.
@@ -12,20 +13,25 @@ import sys
 
 from .analysis.options import DEFAULTS
 from .commands import COMMANDS
+from .config.presets import preset_names
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="scale", description="Run parameter-scaling studies of neural networks."
+        prog="scale", description="Run parameter-scaling studies of neural networks.",
+        epilog=f"presets: {', '.join(preset_names())} (scale presets says what each studies)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    _sweep_parser(sub.add_parser("sweep", help="train every point of a preset's grid"))
+    _sweep_parser(sub.add_parser("sweep", help="train every point of a preset's grid",
+                                 epilog=f"presets: {', '.join(preset_names())} "
+                                 "(scale presets says what each studies)"))  # fmt: skip
 
     r = sub.add_parser("run", help="train one point")
     r.add_argument("args", nargs="*", help="Hydra overrides")
     r.add_argument("--out", help="folder (default: outputs/run)")
+    r.add_argument("--cfg", choices=["job"], help="print the composed config and stop")
 
     for name, text in (
         ("fit", "fit scaling laws with 95%% intervals → fits.json"),
@@ -63,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, help="folder for the table and figure "
                    "(default: outputs/PRESET/plots, where `scale report` finds them)")  # fmt: skip
 
+    sub.add_parser("presets", help="the sweep presets, each with what it studies")
     ls = sub.add_parser("ls", help="every sweep under a folder, with points per status")
     ls.add_argument("root", nargs="?", default="outputs")
     show = sub.add_parser("show", help="the points of one sweep")
@@ -83,6 +90,8 @@ def _sweep_parser(s: argparse.ArgumentParser) -> None:
                    help="resamples for the end-of-sweep intervals")  # fmt: skip
     s.add_argument("--max-failures", type=int, default=None, metavar="N",
                    help="stop after N points in a row fail")  # fmt: skip
+    s.add_argument("--cfg", choices=["job"], help="print the first point's composed config "
+                   "and stop (nothing is written)")  # fmt: skip
 
 
 def _at_least(low: float, kind=float):

@@ -187,6 +187,17 @@ def test_ls_and_show(in_tmp, capsys):
     assert "ok" in capsys.readouterr().out
 
 
+def test_presets_are_listed_and_a_config_printed_without_writing(in_tmp, capsys):
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "mlp_width" in listed and "The default study" in listed
+    assert main(["sweep", "mlp_width", "--cfg", "job"]) == 0
+    assert "width: 16" in capsys.readouterr().out
+    assert main(["run", "model.width=7", "--cfg", "job"]) == 0
+    assert "width: 7" in capsys.readouterr().out
+    assert not (in_tmp / "outputs").exists()
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["fit", "--help"],
                                   ["compare", "--help"], ["design", "suggest", "--help"]])  # fmt: skip
 def test_help_prints_and_exits_0(capsys, argv):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .decide import cmd_compare, cmd_design
 from .study import cmd_doctor, cmd_fit, cmd_plot, cmd_report
-from .train import cmd_coord_check, cmd_ls, cmd_run, cmd_show, cmd_sweep
+from .train import cmd_coord_check, cmd_ls, cmd_presets, cmd_run, cmd_show, cmd_sweep
 
 COMMANDS = {
     "sweep": cmd_sweep,
@@ -18,6 +18,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "design": cmd_design,
     "coord-check": cmd_coord_check,
+    "presets": cmd_presets,
     "ls": cmd_ls,
     "show": cmd_show,
 }

@@ -25,6 +25,8 @@ def cmd_sweep(args) -> int:
     name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
     preset = find_preset(name)
     out = Path(args.out or Path("outputs") / name).resolve()
+    if args.cfg:
+        return _print_config(preset, overrides, [f"sweep={name}", f"out={out}"])
     sweep = plan_sweep(name, preset, overrides, out)  # every point planned: nothing written yet
     plan_note = tuning_stage(sweep)
     if args.fresh and out.exists():
@@ -58,6 +60,19 @@ def cmd_sweep(args) -> int:
     if sweep.deferred:
         return EXIT_POINTS_FAILED  # the sizes to train at a tuned lr were never planned
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
+
+
+def _print_config(preset, overrides: list[str], extra: list[str]) -> int:
+    """``--cfg job``: the first point of the grid, composed and validated, as YAML."""
+    from omegaconf import OmegaConf
+
+    from ..config import compose as composing
+
+    with composing.hydra_context():
+        grid, _, _ = composing.expand(preset, overrides)
+        cfg = composing.compose(grid[0], preset, extra)
+    print(OmegaConf.to_yaml(OmegaConf.structured(cfg)), end="")
+    return EXIT_OK
 
 
 def _launch_stage(sweep, name: str, args) -> bool:
@@ -106,6 +121,8 @@ def cmd_run(args) -> int:
     from ..store import split_variant, write_results
 
     out = Path(args.out or "outputs/run").resolve()
+    if args.cfg:
+        return _print_config(None, args.args, ["sweep=run", f"out={out}"])
     with hydra_context():
         cfg = compose(args.args, extra=["sweep=run", f"out={out}"])
         specs = plan_points(cfg, args.args)
@@ -152,6 +169,20 @@ def cmd_coord_check(args) -> int:
     hidden = [layer for layer in dict.fromkeys(coords["layer"]) if layer != "logits"][-1]
     for path in plot_coord_check(coords, out / "coord_check", [hidden, "logits"]):
         console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_presets(args) -> int:
+    from rich.table import Table
+
+    from ..config.presets import packaged_sweeps, presets
+    from ..console import console
+
+    table = Table("preset", "what it studies", "file")
+    for name, text, path in presets():
+        where = "packaged" if path.parent == packaged_sweeps().resolve() else str(path)
+        table.add_row(name, text, where)
+    console.print(table)
     return EXIT_OK
 
 

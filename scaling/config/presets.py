@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -16,6 +17,23 @@ def preset_names() -> list[str]:
     names = {p.stem for p in packaged_sweeps().glob("*.yaml")}
     names |= {p.stem for p in Path("sweeps").glob("*.yaml")}
     return sorted(names)
+
+
+def describe(path: Path) -> str:
+    """A preset's first sentence: the comment at its top."""
+    comment = []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if "@package" not in line:
+            comment.append(line.lstrip("# ").strip())
+    text = " ".join(comment)
+    return re.split(r"(?<! al)\. (?=[A-Z`])", text)[0].rstrip(".") + "." if text else ""
+
+
+def presets() -> list[tuple[str, str, Path]]:
+    """Every preset found: (name, first sentence, file); ./sweeps first, as ``find_preset``."""
+    return [(name, describe(path), path) for name in preset_names() for path in [find_preset(name)]]
 
 
 def find_preset(name: str) -> Path:

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 LABELS = {
     "params": "parameters N",
@@ -45,11 +46,21 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 def _loglog(ax, xlabel: str, ylabel: str, title: str | None):
     ax.set_xscale("log")
     ax.set_yscale("log")
+    lo, hi = ax.get_xlim()
+    if lo > 0 and hi / lo <= 100:  # matplotlib labels 2, 3, 4, 6…: they overlap side by side
+        ax.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
+
+
+def _two_and_five(x: float, _pos=None) -> str:
+    """A minor tick's label only at 2 and 5 times a power of ten."""
+    e = int(np.floor(np.log10(x)))
+    m = round(x / 10**e)
+    return rf"${m}\times10^{{{e}}}$" if m in (2, 5) else ""
 
 
 def _draw_law(ax, fit, lo: float, hi: float, color, label_text: str | None, d=None):
