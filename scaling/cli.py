@@ -90,6 +90,8 @@ def _sweep_parser(s: argparse.ArgumentParser) -> None:
                    help="resamples for the end-of-sweep intervals")  # fmt: skip
     s.add_argument("--max-failures", type=int, default=None, metavar="N",
                    help="stop after N points in a row fail")  # fmt: skip
+    s.add_argument("--dry-run", action="store_true", help="plan every point and estimate its "
+                   "FLOPs, time and memory from a few timed steps; train and write nothing")  # fmt: skip
     s.add_argument("--cfg", choices=["job"], help="print the first point's composed config "
                    "and stop (nothing is written)")  # fmt: skip
 

@@ -9,7 +9,9 @@ same point at another seed; each is composed and counted, so its N, D and FLOPs 
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +20,11 @@ from omegaconf import OmegaConf
 from . import store
 from .config import compose as composing
 from .planning import plan_points, plan_sweep
+from .training.device import resolve_device
+from .training.runner import time_point
 from .tuning import tuning_stage
 
+OVERHEAD_S = 0.2  # a point's start and end beside its steps (benchmarks/sweep_overhead.py)
 IGNORED = ("optim.lr", "trainer.seed")  # not sizes: set by tuning, or repeats of a point
 
 
@@ -29,6 +34,33 @@ def _row(spec) -> dict:
     return {"params": spec.params["total"], "params_nonembedding": spec.params["nonembedding"],
             "d": d, "flops": spec.flops["total"] * spec.steps, "budget": budget,
             "overrides": list(spec.overrides), "role": spec.role}  # fmt: skip
+
+
+def dry_run(name: str, preset: Path | None, overrides: list[str]) -> pd.DataFrame:
+    """Every point the sweep would train (tuning runs first), planned, with its time and peak
+    memory estimated from a few timed steps of each distinct model on this machine."""
+    sweep = plan_sweep(name, preset, overrides, Path("outputs") / name)
+    tuning_stage(sweep)
+    specs = [s for s in sweep.specs if s.role != "teacher"]
+    grid = [s for job in sweep.deferred for s in job]
+    if grid and grid[0].cfg.tune.check:  # the largest size twice more, beside its lr
+        largest = max(grid, key=lambda s: s.params["total"])
+        specs += [replace(largest, role="tuning", label=f"{largest.label} check")] * 2
+    specs += grid
+    timed, rows = {}, []
+    for s in specs:
+        key = json.dumps([asdict(s.cfg.model), asdict(s.cfg.data), s.cfg.trainer.batch_size],
+                         sort_keys=True, default=str)  # fmt: skip
+        if key not in timed:
+            timed[key] = time_point(s, steps=21, warmup=5)
+        t = timed[key]
+        evals = s.steps // s.cfg.trainer.eval_interval + 1
+        rows.append(_row(s) | {"label": s.label, "steps": s.steps,
+                               "device": resolve_device(s.cfg.trainer.device).type,
+                               "flops_per_step": s.flops["total"],
+                               "time_s": s.steps * t["step_s"] + evals * t["eval_s"] + OVERHEAD_S,
+                               "peak_memory_bytes": t["peak_memory_bytes"]})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def plan_grid(name: str, preset: Path | None, overrides: list[str]) -> tuple[pd.DataFrame, float]:

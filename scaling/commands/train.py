@@ -27,6 +27,8 @@ def cmd_sweep(args) -> int:
     out = Path(args.out or Path("outputs") / name).resolve()
     if args.cfg:
         return _print_config(preset, overrides, [f"sweep={name}", f"out={out}"])
+    if args.dry_run:
+        return _dry_run(name, preset, overrides)
     sweep = plan_sweep(name, preset, overrides, out)  # every point planned: nothing written yet
     plan_note = tuning_stage(sweep)
     if args.fresh and out.exists():
@@ -60,6 +62,28 @@ def cmd_sweep(args) -> int:
     if sweep.deferred:
         return EXIT_POINTS_FAILED  # the sizes to train at a tuned lr were never planned
     return EXIT_OK if counts.get("ok", 0) == len(mine) else EXIT_POINTS_FAILED
+
+
+def _dry_run(name: str, preset, overrides: list[str]) -> int:
+    """``--dry-run``: every point planned, its cost estimated on this machine, nothing written."""
+    from rich.table import Table
+
+    from ..console import console
+    from ..design import dry_run
+    from ..report.sections import fmt
+
+    rows = dry_run(name, preset, overrides)
+    table = Table("point", "role", "N", "steps", "FLOPs", "time (s)", "MB",
+                  title=f"{name}: {len(rows)} points, dry run")  # fmt: skip
+    for r in rows.itertuples():
+        table.add_row(r.label, r.role, fmt(r.params), fmt(r.steps), fmt(float(r.flops)),
+                      f"{r.time_s:.1f}", f"{r.peak_memory_bytes / 1e6:.0f}")  # fmt: skip
+    console.print(table)
+    console.print(f"total on {rows['device'].iloc[0]}: {fmt(float(rows['flops'].sum()))} FLOPs, "
+                  f"about {rows['time_s'].sum():.0f} s of training (the median of 3 timed blocks of 7 "
+                  f"steps of each distinct model), peak memory {rows['peak_memory_bytes'].max() / 1e6:.0f} MB; "
+                  "nothing was written")  # fmt: skip
+    return EXIT_OK
 
 
 def _print_config(preset, overrides: list[str], extra: list[str]) -> int:

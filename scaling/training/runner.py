@@ -7,6 +7,7 @@ that loses the sweep. In a process group every rank runs this; only rank 0 write
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -76,6 +77,35 @@ def train_points(
         if all(m.row["status"] in ("ok", "diverged") for m in members):
             group.leave()  # every rank got here; after a failure peers may be stuck in a collective
     return [m.row for m in members]
+
+
+def time_point(spec, steps: int = 5, warmup: int = 2) -> dict:
+    """A planned point's cost on this machine from a few real steps, nothing written: seconds
+    per training step, seconds per evaluation, and peak memory (bytes)."""
+    members, group, device, dtype = _members([spec], [None], HERE)
+    cfg = spec.cfg
+    seed_everything(cfg.trainer.seed)
+    data = load_data(cfg.data)
+    model = build_model(cfg.model, data.spec).to(device)
+    objective = distill.objective(loss_fn_for(data.spec.task), None, 0.0, cfg.distill.temperature)
+    stepper = _stepper(members, [model], data, objective, group, device, dtype)
+    stepper.set_lr(spec.lr)
+    with measure.PeakMemory(device) as mem:
+        for _ in range(warmup):
+            stepper.step()
+        blocks = []  # the median of a few blocks: one slow block (another process) is ignored
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(max(1, steps // 3)):
+                loss = stepper.step()
+            float(loss.sum())  # waits for the device
+            blocks.append((time.perf_counter() - start) / max(1, steps // 3))
+        step_s = sorted(blocks)[1]
+        start = time.perf_counter()
+        stepper.evaluate(0)
+        eval_s = time.perf_counter() - start
+    members[0].logger.close(members[0].row)
+    return {"step_s": step_s, "eval_s": eval_s, "peak_memory_bytes": mem.peak}
 
 
 def _members(specs: list, point_dirs: list, resources: Resources):
@@ -265,4 +295,4 @@ def _compressed_row(model, data, cfg, base: dict, level, device, batch: int) -> 
     return row
 
 
-__all__ = ["HERE", "Member", "Resources", "train_point", "train_points"]
+__all__ = ["HERE", "Member", "Resources", "time_point", "train_point", "train_points"]
