@@ -138,7 +138,7 @@ def test_mlflow_tracking_uri_from_the_environment(tmp_path, monkeypatch):
     assert not (tmp_path / "study" / "mlruns.db").exists()
 
 
-@pytest.mark.parametrize("name", ["tensorboard", "mlflow"])
+@pytest.mark.parametrize("name", ["tensorboard", "mlflow", "wandb"])
 def test_a_missing_tracker_is_bad_input(tmp_path, monkeypatch, name):
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -153,8 +153,56 @@ def test_a_missing_tracker_is_bad_input(tmp_path, monkeypatch, name):
 
 
 def test_unknown_tracker_and_csv():
-    with pytest.raises(ValueError, match="unknown logger=wandb"):
-        loggers.check_logger(OmegaConf.create({"logger": {"name": "wandb"}}))
+    with pytest.raises(ValueError, match="unknown logger=neptune"):
+        loggers.check_logger(OmegaConf.create({"logger": {"name": "neptune"}}))
     cfg = OmegaConf.create({"logger": {"name": "csv"}})
     loggers.check_logger(cfg)
     assert isinstance(loggers.open_logger(cfg, None, {}), loggers.NoLogger)
+
+
+def _wandb_records(path):
+    """The records of an offline W&B run file: a 7-byte header, then LevelDB-style records
+    (crc32 4 bytes, length 2, type 1: full, first, middle, last) in 32 KiB blocks."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, at, chunks = path.read_bytes(), 7, b""
+    while at + 7 <= len(data):
+        room = 32768 - at % 32768
+        if room < 7:  # a block's tail too short for a header is padding
+            at += room
+            continue
+        length, kind = int.from_bytes(data[at + 4 : at + 6], "little"), data[at + 6]
+        if kind == 0:
+            break
+        chunks += data[at + 7 : at + 7 + length]
+        at += 7 + length
+        if kind in (1, 4):  # full, or last of several
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            chunks = b""
+            yield record
+
+
+def test_wandb_offline_runs_hold_each_points_curves_and_config(in_tmp, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(in_tmp / "no-netrc"))  # no key: offline
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    assert main([*SWEEP, "logger=wandb"]) == 0
+    for pid, (history, row) in _points(in_tmp / "outputs" / "mlp_width").items():
+        [run] = (in_tmp / "outputs" / "mlp_width" / "points" / pid / "wandb").glob("offline-run-*/*.wandb")
+        logged, config, exit_code = {}, {}, None
+        for r in _wandb_records(run):
+            kind = r.WhichOneof("record_type")
+            if kind == "history":
+                items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+                logged[items["_step"]] = items
+            elif kind in ("run", "config"):  # the config at the start, and any update
+                update = r.run.config.update if kind == "run" else r.config.update
+                config |= {i.key: json.loads(i.value_json) for i in update}
+            elif kind == "exit":
+                exit_code = r.exit.exit_code
+        assert sorted(logged) == history["step"].tolist()
+        assert [logged[s]["val_loss"] for s in sorted(logged)] == pytest.approx(history["val_loss"].tolist())
+        assert config["model.width"] == row["model.width"] and config["point_id"] == pid
+        assert exit_code == 0

@@ -53,7 +53,7 @@ def groups() -> dict[str, dict]:
         "data": {name: src.Config for name, src in SOURCES.items()},
         "optim": {"adamw": OptimConfig, "sgd": OptimConfig},
         "trainer": {"default": TrainerConfig},
-        "logger": {"csv": LoggerConfig, "tensorboard": LoggerConfig, "mlflow": LoggerConfig},
+        "logger": {n: LoggerConfig for n in ("csv", "tensorboard", "mlflow", "wandb")},
         "compress": {m: CompressConfig for m in ("none", "prune", "quantize", "cast")},
     }
 

@@ -167,14 +167,14 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "csv"  # csv | tensorboard | mlflow; history.csv is always written
+    name: str = "csv"  # csv | tensorboard | mlflow | wandb; history.csv is always written
     # mlflow: where runs go; None: $MLFLOW_TRACKING_URI, else sqlite:///<out>/mlruns.db
     tracking_uri: str | None = None
-    experiment: str | None = None  # mlflow experiment; None: the sweep's name
+    experiment: str | None = None  # mlflow experiment, wandb project; None: the sweep's name
     GROUP: ClassVar[str] = "logger"
 
     def __post_init__(self):
-        choice(self, "name", ("csv", "tensorboard", "mlflow"))
+        choice(self, "name", ("csv", "tensorboard", "mlflow", "wandb"))
 
 
 @dataclass

@@ -189,6 +189,50 @@ class MLflowLogger:
             self.client.set_terminated(self.run_id, _MLFLOW_RUN_STATUS.get(status, "FAILED"))
 
 
+class WandbLogger:
+    """``logger=wandb``: one Weights & Biases run per point, in the project named after the
+    sweep (or ``logger.experiment``) and grouped by it, with the point's settings as config.
+
+    Online when W&B has an API key (``WANDB_API_KEY``, or ``wandb login``), else offline, with
+    the run's files under ``<point>/wandb`` (``wandb sync`` uploads them); ``WANDB_MODE``
+    chooses. A run that did not end ok finishes with a non-zero exit code (failed).
+    """
+
+    package = "wandb"
+
+    def __init__(self, cfg, point_dir: Path, row: dict):
+        _require(self.package)
+        import wandb
+
+        mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_key() else "offline")
+        self.run = wandb.init(
+            project=cfg.logger.experiment or cfg.sweep, group=cfg.sweep, dir=str(point_dir),
+            name=row.get("label") or row["point_id"], config=_settings(row), mode=mode,
+            reinit="create_new", settings=wandb.Settings(silent=True),
+        )  # fmt: skip
+
+    def log(self, step: int, metrics: dict) -> None:
+        self.run.log(_curves(metrics), step=step)
+
+    def close(self, row: dict) -> None:
+        status = row.get("status")
+        try:
+            self.run.summary.update({f"final/{k}": v for k, v in _results(row).items()})
+            self.run.summary["status"] = str(status)
+            if row.get("error"):
+                self.run.summary["error"] = str(row["error"])[:5000]
+        finally:
+            self.run.finish(exit_code=0 if status == "ok" else 1)
+
+
+def _wandb_key() -> bool:
+    """Whether W&B has an API key: the environment's, or a ``wandb login`` in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
 def tracking_uri(cfg) -> str:
     """Where MLflow runs go: ``logger.tracking_uri``, ``$MLFLOW_TRACKING_URI``, or the study's
     own ``sqlite:///<out>/mlruns.db`` (an absolute path)."""
@@ -211,7 +255,8 @@ def _sqlite_lock(uri: str):
         yield
 
 
-LOGGERS = {"csv": NoLogger, "tensorboard": TensorBoardLogger, "mlflow": MLflowLogger}
+LOGGERS = {"csv": NoLogger, "tensorboard": TensorBoardLogger, "mlflow": MLflowLogger,
+           "wandb": WandbLogger}  # fmt: skip
 
 
 def check_logger(cfg) -> None:
