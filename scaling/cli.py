@@ -92,6 +92,8 @@ def _sweep_parser(s: argparse.ArgumentParser) -> None:
                    help="stop after N points in a row fail")  # fmt: skip
     s.add_argument("--dry-run", action="store_true", help="plan every point and estimate its "
                    "FLOPs, time and memory from a few timed steps; train and write nothing")  # fmt: skip
+    s.add_argument("--info", action="store_true", help="the config groups and their options, "
+                   "and where presets and configs are found")  # fmt: skip
     s.add_argument("--cfg", choices=["job"], help="print the first point's composed config "
                    "and stop (nothing is written)")  # fmt: skip
 

@@ -195,6 +195,9 @@ def test_presets_are_listed_and_a_config_printed_without_writing(in_tmp, capsys)
     assert "width: 16" in capsys.readouterr().out
     assert main(["run", "model.width=7", "--cfg", "job"]) == 0
     assert "width: 7" in capsys.readouterr().out
+    assert main(["sweep", "--info"]) == 0
+    info = capsys.readouterr().out
+    assert "model: mlp, cnn" in info and "logger: csv" in info and "hydra/launcher: basic" in info
     assert main(["sweep", "model.width=4,8", *TINY, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 points, dry run" in out and "nothing was written" in out

@@ -25,6 +25,8 @@ def cmd_sweep(args) -> int:
     name, overrides = _preset_and_overrides(args.args, DEFAULT_PRESET)
     preset = find_preset(name)
     out = Path(args.out or Path("outputs") / name).resolve()
+    if args.info:
+        return _info(preset)
     if args.cfg:
         return _print_config(preset, overrides, [f"sweep={name}", f"out={out}"])
     if args.dry_run:
@@ -83,6 +85,33 @@ def _dry_run(name: str, preset, overrides: list[str]) -> int:
                   f"about {rows['time_s'].sum():.0f} s of training (the median of 3 timed blocks of 7 "
                   f"steps of each distinct model), peak memory {rows['peak_memory_bytes'].max() / 1e6:.0f} MB; "
                   "nothing was written")  # fmt: skip
+    return EXIT_OK
+
+
+def _info(preset: Path) -> int:
+    """``--info``: each config group's options (the default first), the launchers, and where
+    presets and configs are found."""
+    import importlib.util
+
+    from ..config import compose as composing
+    from ..config.presets import packaged_sweeps
+
+    defaults = {"model": "mlp", "data": "mnist1d", "optim": "adamw", "trainer": "default",
+                "logger": "csv", "compress": "none"}  # fmt: skip
+    print("config groups (group=option on the command line; the default first):")
+    for group, options in composing.groups().items():
+        names = sorted(options, key=lambda o: (o != defaults.get(group), o))
+        print(f"  {group}: {', '.join(names)}")
+    plugins = {"joblib": "hydra_plugins.hydra_joblib_launcher",
+               "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+               "ray": "hydra_plugins.hydra_ray_launcher"}  # fmt: skip
+    installed = [n for n, module in plugins.items() if importlib.util.find_spec(module)]
+    ours = sorted(p.stem for p in (composing.conf_dir() / "hydra" / "launcher").glob("*.yaml"))
+    print(f"  hydra/launcher: basic, {', '.join(installed + ours)}")
+    print("search path:")
+    print(f"  presets: {Path('sweeps').resolve()}, then {packaged_sweeps()}")
+    print(f"  configs: {composing.conf_dir()}")
+    print(f"this preset: {preset}")
     return EXIT_OK
 
 
