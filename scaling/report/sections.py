@@ -125,7 +125,7 @@ def prediction_section(analysis) -> Section | None:
     for checks in analysis.extrapolation.values():
         for fit, check in checks:
             rows = pd.DataFrame(check.rows)
-            rows["95% prediction interval"] = [
+            rows["95% interval"] = [
                 f"[{fmt(a)}, {fmt(b)}]" for a, b in zip(rows["lo"], rows["hi"])
             ]
             rows["rel_error"] = [f"{r:+.2%}" for r in rows["rel_error"]]
@@ -133,13 +133,14 @@ def prediction_section(analysis) -> Section | None:
             rows = rows.drop(
                 columns=["lo", "hi"] + (["d"] if all(r["d"] is None for r in check.rows) else [])
             )
-            rows = rows.rename(columns={"x": label(fit.x), "d": label(fit.d or "d"), "y": label(fit.y),
-                                        "rel_error": "relative error"})  # fmt: skip
+            # short headers: the table fits 80 columns
+            rows = rows.rename(columns={"x": label(fit.x), "d": label(fit.d or "d"), "y": "observed",
+                                        "rel_error": "error"})  # fmt: skip
             sizes = "size" if len(check.held_out) == 1 else f"{len(check.held_out)} sizes"
             blocks += [f"**{check.verdict()}.** {fit.law} fitted without the largest {sizes} "
                        f"({fit.describe()}) predicts them with a mean |relative error| of "
-                       f"{check.mean_abs_rel_error:.2%}. The interval is a new run's: the law's "
-                       "uncertainty and run-to-run noise.", _frame(rows)]  # fmt: skip
+                       f"{check.mean_abs_rel_error:.2%}. The interval is a new run's {label(fit.y)}: "
+                       "the law's uncertainty and run-to-run noise.", _frame(rows)]  # fmt: skip
     return Section("Prediction of held-out sizes", blocks)
 
 
