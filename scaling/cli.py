@@ -11,8 +11,13 @@ import argparse
 import signal
 import sys
 
+try:
+    import argcomplete
+except ImportError:  # tab completion is an extra
+    argcomplete = None
+
 from .analysis.options import DEFAULTS
-from .commands import COMMANDS
+from .commands import COMMANDS, sweep_words
 from .config.presets import preset_names
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput
 
@@ -80,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 def _sweep_parser(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "args", nargs="*", help="[PRESET] then Hydra overrides (key=value, comma lists, range())"
-    )
+    ).completer = sweep_words
     s.add_argument("--out", help="sweep folder (default: outputs/PRESET)")
     s.add_argument("--fresh", action="store_true", help="move the old folder aside and start over")
     s.add_argument(
@@ -189,6 +194,8 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    if argcomplete is not None:  # answers the shell's tab key and exits; otherwise nothing
+        argcomplete.autocomplete(parser)
     args, extra = parser.parse_known_args(argv)
     # overrides may come after options (scale sweep --fresh model.width=8,16)
     if extra and (not hasattr(args, "args") or any(e.startswith("-") for e in extra)):

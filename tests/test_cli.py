@@ -1,5 +1,9 @@
 import json
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -202,6 +206,24 @@ def test_presets_are_listed_and_a_config_printed_without_writing(in_tmp, capsys)
     out = capsys.readouterr().out
     assert "2 points, dry run" in out and "nothing was written" in out
     assert not (in_tmp / "outputs").exists()
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("scale sweep mlp_w", ["mlp_width"]),
+    ("scale sweep logger=", ["logger=csv", "logger=tensorboard", "logger=mlflow", "logger=wandb"]),
+    ("scale co", ["compare", "coord-check"]),
+])  # fmt: skip
+def test_tab_completion_of_commands_presets_and_groups(line, expected):
+    """As the shell asks: in a process of its own (argcomplete takes over its streams)."""
+    code = ("import io, argcomplete\nfrom scaling.cli import _parser\nout = io.StringIO()\n"
+            "argcomplete.autocomplete(_parser(), exit_method=lambda c: None, output_stream=out)\n"
+            "print(out.getvalue(), end='', file=open('words.txt', 'w'))")  # fmt: skip
+    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+           "_ARGCOMPLETE_IFS": "\n"}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp, check=True, timeout=120)
+        words = (Path(tmp) / "words.txt").read_text().split("\n")
+    assert sorted(w.strip() for w in words) == sorted(expected)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["fit", "--help"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .decide import cmd_compare, cmd_design
 from .study import cmd_doctor, cmd_fit, cmd_plot, cmd_report
-from .train import cmd_coord_check, cmd_ls, cmd_presets, cmd_run, cmd_show, cmd_sweep
+from .train import cmd_coord_check, cmd_ls, cmd_presets, cmd_run, cmd_show, cmd_sweep, sweep_words
 
 COMMANDS = {
     "sweep": cmd_sweep,
@@ -22,3 +22,5 @@ COMMANDS = {
     "ls": cmd_ls,
     "show": cmd_show,
 }
+
+__all__ = ["COMMANDS", "sweep_words"]

@@ -225,6 +225,15 @@ def cmd_coord_check(args) -> int:
     return EXIT_OK
 
 
+def sweep_words(prefix: str, **_) -> list[str]:
+    """Tab completion of a sweep's words: the presets, and each config group's options."""
+    from ..config.compose import groups  # only when completing: it imports the models
+    from ..config.presets import preset_names
+
+    words = preset_names() + [f"{g}={o}" for g, options in groups().items() for o in options]
+    return [w for w in words if w.startswith(prefix)]
+
+
 def cmd_presets(args) -> int:
     from rich.table import Table
 
