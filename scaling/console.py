@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .store import STATUSES, collect, last_history, point_folder, read_result, split_variant
+from .store import (
+    PLAN,
+    STATUSES,
+    WATCHED,
+    collect,
+    last_history,
+    point_folder,
+    read_result,
+    split_variant,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -40,8 +50,10 @@ class SweepProgress:
     training code, so it works the same whichever launcher runs the points.
     """
 
-    def __init__(self, out: Path, points: list[dict], interval: float = 0.5):
+    def __init__(self, out: Path, points: list[dict], interval: float = 0.5, plans: bool = True):
         self.out, self.points, self.interval = out, points, interval
+        # the points' plan lines, printed here in order with their results (local launchers)
+        self.plans, self.announced = plans, set()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -58,6 +70,8 @@ class SweepProgress:
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self):
+        if self.plans:
+            os.environ[WATCHED] = "1"
         self.progress.start()
         self._thread.start()
         return self
@@ -67,6 +81,7 @@ class SweepProgress:
         self._thread.join()
         self.poll()
         self.progress.stop()
+        os.environ.pop(WATCHED, None)
         return False
 
     def _watch(self):
@@ -77,6 +92,9 @@ class SweepProgress:
         running = None
         for p in self.points:
             point_dir = point_folder(self.out, p["point_id"])
+            if self.plans and p["point_id"] not in self.announced and (point_dir / PLAN).is_file():
+                self.announced.add(p["point_id"])
+                console.print((point_dir / PLAN).read_text(), highlight=False, markup=False, soft_wrap=True)
             row = read_result(point_dir) if p["point_id"] not in self.finished else None
             if row is not None and row.get("finished_at", "") >= self.started_at:
                 self.finished.add(p["point_id"])

@@ -147,7 +147,7 @@ def _launch_stage(sweep, name: str, args) -> bool:
     if not jobs:
         return False
     try:
-        with SweepProgress(sweep.out, [s.entry() for s in todo]):
+        with SweepProgress(sweep.out, [s.entry() for s in todo], plans=not sweep.remote):
             launch(sweep, jobs, args.max_failures)
     except KeyboardInterrupt:
         console.print(

@@ -14,8 +14,10 @@ from .points import (
     COLUMNS,
     FAILED,
     HISTORY_COLUMNS,
+    PLAN,
     SETTINGS,
     STATUSES,
+    WATCHED,
     checkpoint_path,
     clear_failures,
     first_failure,
@@ -50,7 +52,8 @@ from .sweeps import (
 from .tables import Table, find_study, is_tuning, load_table
 
 __all__ = [
-    "COLUMNS", "FAILED", "LR_LAW", "HISTORY_COLUMNS", "SETTINGS", "STATUSES", "Table", "atomic_write",
+    "COLUMNS", "FAILED", "LR_LAW", "HISTORY_COLUMNS", "PLAN", "SETTINGS", "STATUSES", "WATCHED",
+    "Table", "atomic_write",
     "atomic_write_text", "checkpoint_path", "clear_failures", "collect", "failure_streak",
     "find_study", "first_failure", "is_tuning", "last_history", "load_table", "lock", "model_path",
     "needs_training", "new_row", "point_folder", "point_id", "point_identity", "read_grid",

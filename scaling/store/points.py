@@ -26,6 +26,8 @@ COLUMNS = [
     "device", "dtype", "torch_version", "started_at", "finished_at",
 ]  # fmt: skip
 STATUSES = ("ok", "failed", "oom", "diverged", "interrupted")
+PLAN = "plan.txt"  # a point's one-line plan, left for the progress display to print
+WATCHED = "SCALING_PROGRESS"  # set while a progress display watches the sweep's folder
 FAILED = ("failed", "diverged", "oom")  # retried only when asked
 HISTORY_COLUMNS = ("step", "train_loss", "val_loss", "val_accuracy", "lr", "examples", "tokens",
                    "wall_s")  # fmt: skip

@@ -7,6 +7,7 @@ that loses the sweep. In a process group every rank runs this; only rank 0 write
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -214,9 +215,13 @@ def _announce(members, device, dtype: str) -> None:
         note = f", {tr.nproc} × {tr.grad_accum} micro-batches of {tr.micro_batch}" + note
     if tr.fsdp:
         note = ", FSDP" + note
-    print(f"[{cfg.sweep}] {cfg.model.family} N={spec.params['total']:,} on {cfg.data.name}: "
-          f"{spec.steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}{note}",
-          flush=True)  # fmt: skip
+    line = (f"[{cfg.sweep}] {cfg.model.family} N={spec.params['total']:,} on {cfg.data.name}: "
+            f"{spec.steps} steps (budget {tr.budget}), batch {tr.batch_size}, {device} {dtype}{note}")  # fmt: skip
+    folder = members[0].point_dir
+    if os.environ.get(store.WATCHED) and folder is not None:
+        store.atomic_write_text(folder / store.PLAN, line)  # the display prints it in order
+    else:
+        print(line, flush=True)
 
 
 def _planned_fields(spec, data, teacher, device) -> dict:
