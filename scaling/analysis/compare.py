@@ -79,6 +79,15 @@ def quantile_interval(draws: np.ndarray, level: float) -> tuple:
     return lo, hi
 
 
+def _intervals(draws: np.ndarray) -> dict:
+    """``ci90`` and ``ci95`` of a quantity's draws (one value per refit)."""
+    out = {}
+    for level in LEVELS:
+        lo, hi = quantile_interval(draws, level)
+        out[f"ci{round(level * 100)}"] = (float(lo), float(hi))
+    return out
+
+
 @dataclass
 class Side:
     """One study of a comparison: its table, the fit, its law in compute (point and draws)."""
@@ -182,7 +191,7 @@ def _matched(a: pd.DataFrame, b: pd.DataFrame, n: str) -> bool:
     )
 
 
-def _paired_draws(result: Comparison):
+def paired_draws(result: Comparison):
     """The two sides' refits, index by index (refits that failed leave the longer side cut)."""
     b, v = result.baseline.draws, result.variant.draws
     r = min(len(b.E), len(v.E))
@@ -193,11 +202,8 @@ def _paired_draws(result: Comparison):
 def _at(result: Comparison, c: float) -> dict:
     b, v = result.baseline, result.variant
     point = float(multiplier(b.law, v.law, c)[0, 0])
-    draws = multiplier(*_paired_draws(result), c)[:, 0]
-    out = {"compute": c, "multiplier": point, "baseline_compute": point * c}
-    for level in LEVELS:
-        lo, hi = quantile_interval(draws, level)
-        out[f"ci{round(level * 100)}"] = (float(lo), float(hi))
+    draws = multiplier(*paired_draws(result), c)[:, 0]
+    out = {"compute": c, "multiplier": point, "baseline_compute": point * c} | _intervals(draws)
     covered = min(b.compute.max(), v.compute.max())
     out["extrapolated"] = bool(c > covered or point * c > b.compute.max())
     return out
@@ -227,13 +233,10 @@ def _trend(result: Comparison) -> None:
     logc = np.log(c) - np.log(c).mean()
     slope = lambda logm: (logm * logc).sum(axis=-1) / (logc**2).sum()  # noqa: E731
     point = float(slope(np.log([r["multiplier"] for r in result.budgets])))
-    logm = np.log(multiplier(*_paired_draws(result), c))
+    logm = np.log(multiplier(*paired_draws(result), c))
     finite = np.isfinite(logm).all(axis=1)
     draws = slope(logm[finite])
-    result.trend = {"slope": point, "draws": int(finite.sum())}
-    for level in LEVELS:
-        lo, hi = quantile_interval(draws, level)
-        result.trend[f"ci{round(level * 100)}"] = (float(lo), float(hi))
+    result.trend = {"slope": point, "draws": int(finite.sum())} | _intervals(draws)
     lo, hi = result.trend["ci95"]
     result.trend["verdict"] = (
         "grows with compute" if lo > 0 else "shrinks with compute" if hi < 0 else "no trend shown"
@@ -255,12 +258,8 @@ def _sizes(result: Comparison, n: str) -> None:
         loss, c = means.loc[size, result.y], means.loc[size, "_c"]
         needed = b.law.compute_for(np.array([[loss]]))[0, 0] / c
         draws = b.draws.compute_for(np.full((len(b.draws.E), 1), loss))[:, 0] / c
-        row = {"size": float(size), "compute": float(c), "loss": float(loss),
-               "multiplier": float(needed)}  # fmt: skip
-        for level in LEVELS:
-            lo, hi = quantile_interval(draws, level)
-            row[f"ci{round(level * 100)}"] = (float(lo), float(hi))
-        result.sizes.append(row)
+        result.sizes.append({"size": float(size), "compute": float(c), "loss": float(loss),
+                             "multiplier": float(needed)} | _intervals(draws))  # fmt: skip
 
 
 def _wall_clock(result: Comparison) -> None:

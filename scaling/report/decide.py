@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import store
-from ..analysis.compare import ComputeLaw, quantile_interval
+from ..analysis.compare import multiplier, paired_draws, quantile_interval
 from . import render
 from .plots import _loglog, _save, label, plt
 from .sections import Frame, Section, fmt
@@ -36,8 +36,8 @@ def comparison_figure(result, out_dir: Path, stem: str = "compare") -> list[Path
         top.plot(grid, side.law.loss(grid)[0], color=f"C{i}", label=side.name)
     _loglog(top, "", label(result.y), None)
     top.legend(fontsize=8)
-    band = quantile_interval(_draws(result, grid), 0.90)
-    from_laws = result.baseline.law.compute_for(result.variant.law.loss(grid))[0] / grid
+    band = quantile_interval(multiplier(*paired_draws(result), grid), 0.90)
+    from_laws = multiplier(result.baseline.law, result.variant.law, grid)[0]
     covered = min(s.compute.max() for s in sides)
     inside = grid <= covered
     # the axis shows the covered range's band (within 100× of the estimate); beyond, it may
@@ -62,13 +62,6 @@ def comparison_figure(result, out_dir: Path, stem: str = "compare") -> list[Path
     return _save(fig, out_dir, stem)
 
 
-def _draws(result, grid) -> np.ndarray:
-    b, v = result.baseline.draws, result.variant.draws
-    r = min(len(b.E), len(v.E))
-    cut = lambda law: ComputeLaw(law.E[:r], law.A[:r], law.alpha[:r])  # noqa: E731
-    return cut(b).compute_for(cut(v).loss(grid)) / grid[None]
-
-
 def comparison_sections(result, figures: list[Path]) -> list[Section]:
     """The answer first (multiplier per budget, its trend), then per size, the laws and notes."""
     b, v = result.baseline, result.variant
@@ -76,7 +69,7 @@ def comparison_sections(result, figures: list[Path]) -> list[Section]:
              "90% interval": _ci(r["ci90"]), "95% interval": _ci(r["ci95"]),
              "": "extrapolated" if r["extrapolated"] else ""} for r in result.budgets]  # fmt: skip
     if not any(r["extrapolated"] for r in result.budgets):
-        rows = [{k: v for k, v in r.items() if k} for r in rows]
+        rows = [{key: cell for key, cell in r.items() if key} for r in rows]
     head = Section(f"{v.name} against {b.name}: compute multiplier", [
         f"The baseline compute that reaches the variant's loss, over the variant's compute "
         f"({label(result.x)}); above 1 the variant is better. Intervals: {result.paired}.",
