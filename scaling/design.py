@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -36,19 +37,27 @@ def _row(spec) -> dict:
             "overrides": list(spec.overrides), "role": spec.role}  # fmt: skip
 
 
+def _planned(name: str, preset: Path | None, overrides: list[str]) -> tuple[list, list]:
+    """The points a sweep would train, planned: (the lr tuning runs, with the check's two at
+    the largest size, and the grid's points). BadInput for a bad preset or override."""
+    sweep = plan_sweep(name, preset, overrides, Path("outputs") / name)
+    tuning_stage(sweep)
+    first = [s for s in sweep.specs if s.role != "teacher"]
+    if not sweep.deferred:
+        return [], first
+    grid = [s for job in sweep.deferred for s in job]
+    if grid[0].cfg.tune.check:  # the largest size twice more, beside its lr
+        largest = max(grid, key=lambda s: s.params["total"])
+        first += [replace(largest, role="tuning", label=f"{largest.label} check")] * 2
+    return first, grid
+
+
 def dry_run(name: str, preset: Path | None, overrides: list[str]) -> pd.DataFrame:
     """Every point the sweep would train (tuning runs first), planned, with its time and peak
     memory estimated from a few timed steps of each distinct model on this machine."""
-    sweep = plan_sweep(name, preset, overrides, Path("outputs") / name)
-    tuning_stage(sweep)
-    specs = [s for s in sweep.specs if s.role != "teacher"]
-    grid = [s for job in sweep.deferred for s in job]
-    if grid and grid[0].cfg.tune.check:  # the largest size twice more, beside its lr
-        largest = max(grid, key=lambda s: s.params["total"])
-        specs += [replace(largest, role="tuning", label=f"{largest.label} check")] * 2
-    specs += grid
+    tuning, grid = _planned(name, preset, overrides)
     timed, rows = {}, []
-    for s in specs:
+    for s in tuning + grid:
         key = json.dumps([asdict(s.cfg.model), asdict(s.cfg.data), s.cfg.trainer.batch_size],
                          sort_keys=True, default=str)  # fmt: skip
         if key not in timed:
@@ -66,14 +75,8 @@ def dry_run(name: str, preset: Path | None, overrides: list[str]) -> pd.DataFram
 def plan_grid(name: str, preset: Path | None, overrides: list[str]) -> tuple[pd.DataFrame, float]:
     """The grid's points planned (one row each: params, d, flops, budget, overrides) and the
     FLOPs of the lr tuning that comes first; BadInput for a bad preset or override."""
-    sweep = plan_sweep(name, preset, overrides, Path("outputs") / name)
-    tuning_stage(sweep)
-    grid = [s for job in sweep.deferred for s in job] if sweep.deferred else sweep.specs
-    rows = pd.DataFrame([_row(s) for s in grid if s.role != "teacher"])
-    tuning = sum(_row(s)["flops"] for s in sweep.specs) if sweep.deferred else 0.0
-    if sweep.deferred and grid[0].cfg.tune.check:  # the largest size twice more
-        tuning += 2 * rows.loc[rows["params"].idxmax(), "flops"]
-    return rows, float(tuning)
+    tuning, grid = _planned(name, preset, overrides)
+    return pd.DataFrame([_row(s) for s in grid]), float(sum(_row(s)["flops"] for s in tuning))
 
 
 def _points(out: Path) -> list[dict]:
@@ -97,11 +100,24 @@ def axis(out: Path) -> tuple[str, list]:
     return keys[0], sorted(values, key=float)
 
 
-def candidates(out: Path, preset: Path | None, reach: float) -> pd.DataFrame:
+def _preset_of(out: Path) -> Path | None:
+    """The preset the study was swept with, as grid.json keeps its text (the file may have
+    changed since), written to a folder of its own."""
+    info = store.read_grid_info(out)
+    if not info.get("preset"):
+        return None
+    path = Path(tempfile.mkdtemp(prefix="scale-design-")) / "sweeps" / f"{info['sweep']}.yaml"
+    path.parent.mkdir()
+    path.write_text(info["preset"])
+    return path
+
+
+def candidates(out: Path, reach: float) -> pd.DataFrame:
     """Points the study could run next, planned: its swept value between each pair of sizes
     above those the lr was tuned at, and beyond the largest (× √2 steps) until the parameters
     reach ``reach``; and each of its sizes again at a new seed. Rows as ``plan_grid``'s,
     with ``kind`` (new size, or repeat)."""
+    preset = _preset_of(out)
     key, values = axis(out)
     points = _points(out)
     template = next(p for p in points if any(o == f"{key}={values[-1]}" for o in _own(p)))

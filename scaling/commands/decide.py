@@ -153,7 +153,7 @@ def _design_suggest(args) -> int:
     x = table.ok["params"].to_numpy(float)
     n_target = args.target or 4 * x.max()
     try:
-        found = candidates(out, _preset_of(out), n_target)
+        found = candidates(out, n_target)
     except ValueError as e:
         raise BadInput(str(e)) from None
     target = design.target_function(fit, "loss", (n_target,))
@@ -172,22 +172,6 @@ def _design_suggest(args) -> int:
     for item in render.terminal(sections):
         console.print(item)
     return EXIT_OK
-
-
-def _preset_of(out: Path) -> Path | None:
-    """The preset the study was swept with, as grid.json keeps its text (the file may have
-    changed since), written to a folder of its own."""
-    import tempfile
-
-    from ..store import read_json
-
-    info = read_json(out / "grid.json") or {}
-    if not info.get("preset"):
-        return None
-    path = Path(tempfile.mkdtemp(prefix="scale-design-")) / "sweeps" / f"{info['sweep']}.yaml"
-    path.parent.mkdir()
-    path.write_text(info["preset"])
-    return path
 
 
 def _distinct(picks: list[dict]) -> list[dict]:

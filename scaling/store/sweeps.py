@@ -20,10 +20,10 @@ def read_grid(sweep_dir: Path) -> list[dict]:
 
 
 def read_grid_info(sweep_dir: Path) -> dict:
-    """grid.json's command and preset text, for the report."""
+    """grid.json's sweep name, command and preset text (the report, design suggest)."""
     with contextlib.suppress(OSError, json.JSONDecodeError):
         info = json.loads((Path(sweep_dir) / "grid.json").read_text())
-        return {"command": info.get("command", ""), "preset": info.get("preset", "")}
+        return {k: info.get(k, "") for k in ("sweep", "command", "preset")}
     return {}
 
 
