@@ -15,14 +15,14 @@ No torch here, and nothing here plots.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import frontier
 from .fit import Fit, _natural
 from .intervals import _predict, refit
-from .laws import FORMS, GRID, _design, _objective, log_predict
+from .laws import FORMS, _design, log_predict, ranked_starts
 
 DEFAULT_EXPONENT = 0.3  # the default prior's α and β
 DEFAULT_NOISE = 0.02  # run-to-run noise of log loss when nothing measured it (~2%)
@@ -38,12 +38,9 @@ def prior_fit(form: str, params: dict, x, d=None) -> Fit:
     raw = np.array(raw, float)
     design = _grid_design(form, x, d)
     logy = log_predict(form, raw, design)[0]
-    names = FORMS[form]["raw"]
-    starts = np.array(list(itertools.product(*(GRID[k] for k in names))), dtype=float)
-    loss, _ = _objective(starts, design, logy, np.ones((len(starts), len(logy))))
     return Fit(form=form, law=FORMS[form]["law"], params=_natural(form, raw), raw=raw,
                n_points=len(logy), objective=0.0, converged=True, message="prior",
-               starts=starts[np.argsort(loss)])  # fmt: skip
+               starts=ranked_starts(form, design, logy))  # fmt: skip
 
 
 def default_prior(x, d=None, budgets: dict | None = None, k: float = 6.0) -> dict:
@@ -96,10 +93,9 @@ def simulate(fit: Fit, x, d=None, sigma: float = DEFAULT_NOISE, studies: int = 2
         p = fit.params
         quantities["a"] = (p["beta"] / (p["alpha"] + p["beta"]), beta / (alpha + beta))
     if target is not None:
-        point = Fit._log_predict(fit, fit.raw, *target)[0]  # (1,)
         quantities["loss at target"] = (
-            np.exp(point)[0],
-            np.exp(Fit._log_predict(fit, draws, *target)[:, 0]),
+            fit.predict(*target)[0],
+            np.exp(fit._log_predict(draws, *target)[:, 0]),
         )
     ranges = {name: (float(est), *map(float, np.percentile(values, [2.5, 97.5])))
               for name, (est, values) in quantities.items()}  # fmt: skip
@@ -110,12 +106,9 @@ def optima(fit: Fit, budgets: dict, k: float = 6.0) -> list[dict]:
     """Each budget's compute-optimal N under an L(N, D) law against the sizes it runs:
     budget -> sizes. Rows: budget, n_opt, smallest, largest, inside, off_centre (the
     geometric centre of the sizes over N_opt)."""
-    p = fit.params
-    a = p["beta"] / (p["alpha"] + p["beta"])
-    g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
-    rows = []
+    law, rows = frontier(fit, k), []
     for c, sizes in sorted(budgets.items()):
-        n_opt = g * (c / k) ** a
+        n_opt = law.n_opt(c)
         lo, hi = float(np.min(sizes)), float(np.max(sizes))
         rows.append({"budget": float(c), "n_opt": float(n_opt), "smallest": lo, "largest": hi,
                      "inside": bool(lo <= n_opt <= hi),
@@ -130,7 +123,7 @@ def target_function(fit: Fit, kind: str, at: tuple, k: float = 6.0):
     """The target as a function of log-space parameters: the log loss at (N (, D)), or
     log N_opt at compute C for an L(N, D) law."""
     if kind == "loss":
-        return lambda theta: Fit._log_predict(fit, theta[None], *at)[0, 0]
+        return lambda theta: fit._log_predict(theta[None], *at)[0, 0]
 
     def log_n_opt(theta):
         _, a_log, alpha, b_log, beta = theta

@@ -9,14 +9,13 @@ intervals. Pure functions on arrays; no torch here, and nothing here plots.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import intervals
-from .laws import FORMS, GRID, _design, _lbfgs, _objective, log_predict
+from .laws import FORMS, _design, _lbfgs, log_predict, ranked_starts
 
 
 @dataclass
@@ -138,9 +137,7 @@ def fit_law(n, y, d=None, form: str = "saturating", n_starts: int = 20, bootstra
         raise ValueError(f"{len(n)} points cannot fit the {len(names)} parameters of "
                          f"{FORMS[form]['law']}: it needs {len(names) + 1} or more")  # fmt: skip
     design, logy = _design(form, np.log(n), logd), np.log(y)
-    starts = np.array(list(itertools.product(*(GRID[k] for k in names))), dtype=float)
-    grid_loss, _ = _objective(starts, design, logy, np.ones((len(starts), len(n))))
-    starts = starts[np.argsort(grid_loss)]
+    starts = ranked_starts(form, design, logy)
     best = min(
         (_lbfgs(s, design, logy, np.ones(len(n))) for s in starts[:n_starts]), key=lambda r: r.fun
     )
