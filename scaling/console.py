@@ -29,6 +29,7 @@ from .store import (
     read_result,
     split_variant,
 )
+from .training import forecast
 
 console = Console()
 err_console = Console(stderr=True)
@@ -103,6 +104,9 @@ class SweepProgress:
                 loss_s = f"val_loss {loss:.4f}" if isinstance(loss, float) else ""
                 wall = row.get("wall_time_s")
                 wall_s = f"{wall:.1f}s" if isinstance(wall, float) else ""
+                ahead = row.get("forecast_loss")
+                if isinstance(ahead, float) and isinstance(loss, float):
+                    loss_s += f" (forecast {ahead:.4f}, {ahead / loss - 1:+.1%})"
                 console.print(
                     f"[{style}]{row['status']:>11}[/] {p['label']:<24} N={p['params']:>10,}  {loss_s}  {wall_s}"
                 )
@@ -110,6 +114,9 @@ class SweepProgress:
                 last = last_history(point_dir)
                 if last is not None:
                     running = f"{p['label']}  step {int(last['step'])}  val_loss {float(last['val_loss']):.4f}"
+                    ahead = forecast.read(point_dir)
+                    if ahead is not None:
+                        running += f"  → {ahead['loss']:.4f} [{ahead['lo']:.4f}, {ahead['hi']:.4f}]"
         self.progress.update(
             self.task, completed=len(self.finished), description=running or "running"
         )

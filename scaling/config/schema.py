@@ -138,6 +138,9 @@ class TrainerConfig:
     # data budgets in trainer.budget's unit, one row each, from one constant-lr trunk per point:
     # each branch cools down (optim.schedule=wsd) from the trunk at its own budget
     branches: list[float] = field(default_factory=list)
+    # at this share of its steps a point forecasts its final loss from the finished points of
+    # its sweep with the same schedule (forecast_* columns, and the progress display); 0: never
+    forecast: float = 0.25
     GROUP: ClassVar[str] = "trainer"
 
     def __post_init__(self):
@@ -148,6 +151,8 @@ class TrainerConfig:
         positive(self, "steps", "epochs", "tokens_per_param", "target_flops", "batch_size",
                  "eval_interval", "early_stop_patience", "threads", "checkpoint_every",
                  "pack_seeds", "nproc", "micro_batch_size")  # fmt: skip
+        if not 0 <= self.forecast < 1:
+            raise ValueError(f"trainer.forecast is a share of the steps in [0, 1), got {self.forecast}")
 
     @property
     def micro_batch(self) -> int:

@@ -15,6 +15,7 @@ from .. import store
 from ..analysis.lr import LRLaw
 from . import render, study_plots
 from .branches import branch_curves, branches_section
+from .forecasts import forecast_plot, forecasts_section
 from .plots import compare, figures
 from .sections import ANALYSIS, Section, analysis_sections, report_sections
 from .study_sections import (
@@ -71,6 +72,10 @@ def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str,
     if section:
         histories = store.read_histories(sweep_dir) if sweep_dir is not None else {}
         section.figures = branch_curves(ok, histories, plots_dir, title)
+        out.append(section)
+    section = forecasts_section(ok)
+    if section:
+        section.figures = forecast_plot(ok, plots_dir, title)
         out.append(section)
     section = transfer_section(df_all)
     if section:

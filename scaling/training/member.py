@@ -55,6 +55,7 @@ class Member:
         self.history: list[dict] = []
         self.best, self.stale, self.done = math.inf, 0, False
         self.logger = open_logger(cfg, self.point_dir if track else None, self.row)
+        self.forecaster = None  # set once the run's course is known (training.forecast)
 
     @property
     def alive(self) -> bool:
@@ -68,6 +69,8 @@ class Member:
         if self.point_dir is not None:
             store.write_history(self.point_dir, self.history)
         self.logger.log(step, self.history[-1])
+        if self.forecaster is not None:
+            self.forecaster.update()
         self.row["steps"] = step
         val = metrics["val_loss"]
         self.best, self.stale = (val, 0) if val < self.best else (self.best, self.stale + 1)

@@ -22,6 +22,7 @@ from .batches import Batches
 from .branches import checkpoint_for
 from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
+from .forecast import Forecaster
 from .loop import Course, run
 from .member import HERE, Member, Resources, now
 from .optim import make_optimizer
@@ -162,6 +163,8 @@ def _train(members: list, group, device: torch.device, dtype: str, watch=None) -
     course = Course(spec.steps, cfg.optim, spec.lr, tr.eval_interval, tr.early_stop_patience,
                     tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep,
                     cfg.optim.warmup_steps)  # fmt: skip
+    for m in members:
+        m.forecaster = Forecaster(course, m, tr.forecast)
 
     def profiler(steps_left: int):
         return measure.profiler(

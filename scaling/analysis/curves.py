@@ -1,0 +1,70 @@
+"""A running point's final loss, from the start of its loss curve and the finished curves of
+its study that followed the same schedule.
+
+Loss-to-loss prediction: across runs that share a schedule, the log of the final loss is close
+to linear in the log of the loss at a given step, and in the log of the peak lr (on the default
+study, log L_final ≈ 2.2·log L(25%) + c·log lr across widths and lrs). A single curve's first
+quarter does not pin down a curve law such as L0 + A·S1^-α − C·S2 (the annealing term C has
+hardly been seen), so each point borrows the shape of its finished siblings instead. The
+interval is least squares' prediction interval (Student's t) in log loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A point's predicted final loss, with a prediction interval, at one step of its run."""
+
+    loss: float
+    lo: float
+    hi: float
+    step: int  # the step whose loss the prediction starts from
+    refs: int  # finished runs of the same schedule it rests on
+
+
+def early_loss(steps, losses, upto: int, last: int = 2) -> float | None:
+    """The log loss at ``upto``: the mean log of the last ``last`` evaluations up to it (None
+    where fewer than ``last`` are there, or one is not finite)."""
+    steps, losses = np.asarray(steps), np.asarray(losses, float)
+    seen = losses[steps <= upto][-last:]
+    if len(seen) < last or not np.all(np.isfinite(seen)) or np.any(seen <= 0):
+        return None
+    return float(np.mean(np.log(seen)))
+
+
+def loss_to_loss(early, lrs, finals, early0: float, lr0: float, step: int,
+                 level: float = 0.9) -> Forecast | None:  # fmt: skip
+    """The final loss of a run whose log loss at ``step`` is ``early0`` and peak lr ``lr0``,
+    from finished runs of the same schedule (their log losses at that step, peak lrs and final
+    losses), by least squares of log final on (1, early, log lr); the lr drops out when all
+    runs share it. None with fewer than two runs more than the coefficients."""
+    if len(finals) < 4:
+        return None
+    early, finals = np.asarray(early, float), np.log(np.asarray(finals, float))
+    log_lr = np.log(np.asarray(lrs, float))
+    columns = [np.ones_like(early), early]
+    x0 = [1.0, early0]
+    if np.ptp(log_lr) > 1e-9 * max(1.0, np.abs(log_lr).max()):
+        columns.append(log_lr)
+        x0.append(math.log(lr0))
+    X, x0 = np.stack(columns, 1), np.asarray(x0)
+    dof = len(finals) - X.shape[1]
+    if dof < 2:
+        return None
+    coef, *_ = np.linalg.lstsq(X, finals, rcond=None)
+    resid = finals - X @ coef
+    s2 = float(resid @ resid) / dof
+    leverage = float(x0 @ np.linalg.pinv(X.T @ X) @ x0)
+    half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(s2 * (1 + leverage))
+    mid = float(x0 @ coef)
+    return Forecast(math.exp(mid), math.exp(mid - half), math.exp(mid + half), step, len(finals))
+
+
+__all__ = ["Forecast", "early_loss", "loss_to_loss"]

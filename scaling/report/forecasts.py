@@ -1,0 +1,70 @@
+"""How good the points' own forecasts of their final loss were (``trainer.forecast``): each
+forecast beside the loss reached, and a figure of one against the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .plots import _loglog, _save, plt
+from .sections import Frame, Section, fmt
+
+
+def _forecast(ok: pd.DataFrame) -> pd.DataFrame | None:
+    if "forecast_loss" not in ok:
+        return None
+    done = ok[ok["forecast_loss"].notna() & ok["val_loss"].notna()]
+    return done if len(done) else None
+
+
+def summary(done: pd.DataFrame) -> str:
+    """The median error of the forecasts and the share of losses inside their intervals."""
+    err = done["forecast_loss"] / done["val_loss"] - 1
+    inside = (done["forecast_lo"] <= done["val_loss"]) & (done["val_loss"] <= done["forecast_hi"])
+    at = (done["forecast_step"] / done["steps"]).median()
+    return (f"{len(done)} points forecast their final loss at a median {at:.0%} of their steps: "
+            f"median error {np.median(np.abs(err)):.1%}, {inside.mean():.0%} inside the 90% interval")  # fmt: skip
+
+
+def forecasts_section(ok: pd.DataFrame) -> Section | None:
+    """Each forecast, its interval, the loss reached and the error; with the summary line."""
+    done = _forecast(ok)
+    if done is None:
+        return None
+    rows = [{"point": r.get("label") or r["point_id"][:8], "N": fmt(r["params"]),
+             "at step": f"{int(r['forecast_step']):,} of {int(r['steps']):,}",
+             "forecast (90%)": f"{r['forecast_loss']:.4f} [{r['forecast_lo']:.4f}, {r['forecast_hi']:.4f}]",
+             "final": f"{r['val_loss']:.4f}", "error": f"{r['forecast_loss'] / r['val_loss'] - 1:+.1%}",
+             "from runs": int(r["forecast_refs"])}
+            for _, r in done.sort_values(["params", "lr"]).iterrows()]  # fmt: skip
+    return Section("Forecasts of the final loss", [
+        f"{summary(done)}. Each point forecasts at its first evaluation past trainer.forecast of "
+        "its steps, from the finished points of the sweep with the same schedule: least squares "
+        "of their log final loss on their log loss at that step and their log peak lr.",
+        Frame(pd.DataFrame(rows)),
+    ])  # fmt: skip
+
+
+def forecast_plot(ok: pd.DataFrame, out_dir: Path, title: str | None = None) -> list[Path]:
+    """Forecast against the loss reached, with the 90% intervals and the diagonal."""
+    done = _forecast(ok)
+    if done is None:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 5))
+    y = done["forecast_loss"].to_numpy()
+    yerr = np.stack([y - done["forecast_lo"].to_numpy(), done["forecast_hi"].to_numpy() - y])
+    ax.errorbar(done["val_loss"], y, yerr=yerr, fmt="o", capsize=2, label="forecast (90%)")
+    lo = min(done["val_loss"].min(), done["forecast_lo"].min()) * 0.95
+    hi = max(done["val_loss"].max(), done["forecast_hi"].max()) * 1.05
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, label="forecast = final")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.legend()
+    _loglog(ax, "final validation loss", "forecast of it", title or "forecasts of the final loss")
+    if hi / lo < 4:  # too narrow for a log axis's ticks
+        ax.set_xscale("linear")
+        ax.set_yscale("linear")
+    ax.set_aspect("equal")
+    return _save(fig, out_dir, "forecasts")

@@ -1,0 +1,109 @@
+"""A running point's forecast of its final loss, from its sweep's finished points."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.analysis.curves import early_loss, loss_to_loss
+from scaling.cli import main
+from scaling.config.schema import OptimConfig
+from scaling.store import collect
+from scaling.training.forecast import same_schedule
+from scaling.training.loop import Course
+from scaling.training.optim import lr_at
+
+STEPS = np.arange(100, 2001, 100)
+
+
+def _curves(rng, n, noise=0.0):
+    """Synthetic runs of one schedule whose log loss at every step is linear in a per-run
+    quality u and in log lr: log L(t) = g(t) + h(t)·u + k(t)·log lr (+ noise at the end)."""
+    t = STEPS / STEPS[-1]
+    g, h, k = -1.5 * t, 0.5 + 1.7 * t, 0.1 - 0.3 * t
+    u = rng.uniform(0, 1.5, n)
+    log_lr = rng.uniform(math.log(0.003), math.log(0.05), n)
+    log_loss = g + np.outer(u, h) + np.outer(log_lr, k)
+    finals = np.exp(log_loss[:, -1] + noise * rng.standard_normal(n))
+    return np.exp(log_loss), np.exp(log_lr), finals
+
+
+def test_the_final_loss_of_a_known_curve_is_forecast_from_its_first_quarter():
+    losses, lrs, finals = _curves(np.random.default_rng(0), 9)
+    early = [early_loss(STEPS, curve, 500) for curve in losses]
+    f = loss_to_loss(early[:8], lrs[:8], finals[:8], early[8], lrs[8], 500)
+    assert f.loss == pytest.approx(finals[8], rel=1e-9)  # the relation is exact: so is the forecast
+    assert f.lo <= f.loss <= f.hi and f.refs == 8 and f.step == 500
+    # the first quarter alone is far off: the loss falls by half again after it
+    assert abs(math.exp(early[8]) / finals[8] - 1) > 0.3
+
+
+def test_the_forecast_interval_holds_the_final_loss_as_often_as_it_says():
+    rng = np.random.default_rng(1)
+    inside = []
+    for _ in range(300):
+        losses, lrs, finals = _curves(rng, 12, noise=0.03)
+        early = [early_loss(STEPS, curve, 500) for curve in losses]
+        f = loss_to_loss(early[:11], lrs[:11], finals[:11], early[11], lrs[11], 500)
+        inside.append(f.lo <= finals[11] <= f.hi)
+    assert 0.85 <= np.mean(inside) <= 0.95  # a 90% interval
+
+
+def test_too_few_finished_runs_give_no_forecast():
+    losses, lrs, finals = _curves(np.random.default_rng(2), 5)
+    early = [early_loss(STEPS, curve, 500) for curve in losses]
+    # (1, early, log lr): three coefficients need five runs for two degrees of freedom
+    assert loss_to_loss(early[:4], lrs[:4], finals[:4], early[4], lrs[4], 500) is None
+    assert loss_to_loss(early[:5], lrs[:5], finals[:5], early[4], lrs[4], 500) is not None
+    assert early_loss(STEPS, losses[0], 150) is None  # one evaluation is not enough
+
+
+def test_only_runs_of_the_same_schedule_are_references():
+    cosine = OptimConfig(schedule="cosine", warmup=0.05)
+    course = Course(400, cosine, 0.02, 100, None, 16, 16, False, "x")
+    steps = np.arange(100, 401, 100)
+    history = pd.DataFrame({"step": steps, "lr": [lr_at(s - 1, 400, cosine, 0.005) for s in steps]})
+    assert same_schedule(history, 0.005, course)  # another peak lr, the same schedule
+    wsd = OptimConfig(schedule="wsd", warmup=0.05)
+    history["lr"] = [lr_at(s - 1, 400, wsd, 0.005) for s in steps]
+    assert not same_schedule(history, 0.005, course)
+
+
+TINY = ["trainer.device=cpu", "trainer.batch_size=16", "trainer.steps=80",
+        "trainer.eval_interval=10", "tune.lrs=[]", "--bootstrap", "0"]  # fmt: skip
+
+
+def test_each_point_forecasts_from_the_finished_ones_and_the_report_scores_them(in_tmp, capsys):
+    assert main(["sweep", "model.width=4,6,8,12,16,24", *TINY, "--out", "study"]) == 0
+    out = capsys.readouterr().out
+    rows = collect(in_tmp / "study").sort_values("params")
+    done = rows[rows["forecast_loss"].notna()]
+    # the first four have too few finished runs of their schedule (one lr: two coefficients)
+    assert len(done) == 2 and list(done["forecast_refs"]) == [4, 5]
+    assert (done["forecast_step"] == 20).all()  # 25% of 80 steps, with two evaluations
+    assert (
+        (done["forecast_lo"] < done["forecast_loss"])
+        & (done["forecast_loss"] < done["forecast_hi"])
+    ).all()
+    point = in_tmp / "study" / "points" / done["point_id"].iloc[-1]
+    assert (
+        json.loads((point / "forecast.json").read_text())["loss"] == done["forecast_loss"].iloc[-1]
+    )
+    assert "(forecast " in out
+    report = (in_tmp / "study" / "report.md").read_text()
+    assert "## Forecasts of the final loss" in report and "2 points forecast" in report
+    assert (in_tmp / "study" / "plots" / "forecasts.png").is_file()
+    # switched off, no point forecasts
+    assert (
+        main(["sweep", "model.width=4,6,8,12,16,24", *TINY, "trainer.forecast=0", "--out", "off"])
+        == 0
+    )
+    assert collect(in_tmp / "off")["forecast_loss"].isna().all()
+
+
+def test_a_bad_forecast_share_is_one_line_and_exit_2(in_tmp, capsys):
+    assert main(["sweep", "model.width=4", *TINY, "trainer.forecast=1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "trainer.forecast" in err and len(err.strip().splitlines()) == 1
