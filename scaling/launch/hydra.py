@@ -62,6 +62,7 @@ def launch(sweep, jobs: list, max_failures: int | None = None) -> None:
         )
         callbacks = Callbacks(master)
         callbacks.on_multirun_start(config=master, config_name=CONFIG_NAME)
+        _register_own_launchers()
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=HydraContext(config_loader=PlannedJobs(), callbacks=callbacks),
             task_function=run_job, config=master,
@@ -72,6 +73,16 @@ def launch(sweep, jobs: list, max_failures: int | None = None) -> None:
         if ret.status == JobStatus.FAILED:
             _ = ret.return_value  # JobReturn raises the job's exception here
     callbacks.on_multirun_end(config=master, config_name=CONFIG_NAME)
+
+
+def _register_own_launchers() -> None:
+    """The project's own launcher (hydra_plugins.scaling_ray) among Hydra's plugins. Hydra finds
+    it itself in a regular install; in an editable one its scan cannot list setuptools' import
+    hook, though the module imports."""
+    from hydra_plugins.scaling_ray.launcher import RayLauncher
+
+    known = Plugins.instance().class_name_to_class
+    known.setdefault(f"{RayLauncher.__module__}.{RayLauncher.__name__}", RayLauncher)
 
 
 class PlannedJobs:

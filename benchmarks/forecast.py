@@ -1,0 +1,61 @@
+"""How well points forecast their final loss from the first quarter of their run
+(trainer.forecast=0.25): the default study at a few seeds, each point's forecast against the
+loss it reached, and the median error over the six study points and over every run.
+
+    python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from scaling.store import collect
+
+
+def score(rows):
+    done = rows[rows["forecast_loss"].notna()].copy()
+    done["error"] = done["forecast_loss"] / done["val_loss"] - 1
+    done["inside"] = (done["forecast_lo"] <= done["val_loss"]) & (
+        done["val_loss"] <= done["forecast_hi"]
+    )
+    return done
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default="outputs/bench_forecast")
+    ap.add_argument("--share", type=float, default=0.25)
+    args = ap.parse_args()
+    lines = []
+    for seed in args.seeds:
+        out = Path(args.out) / f"seed{seed}"
+        if not (out / "results.csv").is_file():
+            subprocess.run([sys.executable, "-m", "scaling.cli", "sweep", "mlp_width", f"trainer.seed={seed}",
+                            f"trainer.forecast={args.share}", "--out", str(out)], check=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+        done = score(collect(out))
+        study = done[done["lr_source"] == "tuned"].sort_values("params")
+        print(f"seed {seed}: the six study points (tuned lr)")
+        for _, r in study.iterrows():
+            print(f"  N={int(r['params']):>7,}  forecast at step {int(r['forecast_step'])} from "
+                  f"{int(r['forecast_refs'])} runs: {r['forecast_loss']:.4f} "
+                  f"[{r['forecast_lo']:.4f}, {r['forecast_hi']:.4f}]  final {r['val_loss']:.4f}  "
+                  f"{r['error']:+.1%}")  # fmt: skip
+        lines.append((seed, np.median(study["error"].abs()), np.median(done["error"].abs()),
+                      len(done), done["inside"].mean()))  # fmt: skip
+    print(
+        "\n| seed | median abs error, 6 study points | all runs with a forecast | runs | in 90% interval |"
+    )
+    print("|---|---|---|---|---|")
+    for seed, s, a, n, inside in lines:
+        print(f"| {seed} | {s:.1%} | {a:.1%} | {n} | {inside:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
