@@ -206,3 +206,20 @@ def test_wandb_offline_runs_hold_each_points_curves_and_config(in_tmp, monkeypat
         assert [logged[s]["val_loss"] for s in sorted(logged)] == pytest.approx(history["val_loss"].tolist())
         assert config["model.width"] == row["model.width"] and config["point_id"] == pid
         assert exit_code == 0
+
+
+@pytest.mark.parametrize("status, exit_code, preempted", [
+    ("ok", 0, False), ("failed", 1, False), ("interrupted", 1, True),
+])  # fmt: skip
+def test_a_wandb_run_ends_in_its_points_state(tmp_path, monkeypatch, status, exit_code, preempted):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # no key: offline
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = OmegaConf.create({"logger": {"name": "wandb", "experiment": None}, "sweep": "s"})
+    logger = loggers.WandbLogger(cfg, tmp_path, {"point_id": "p"})
+    logger.log(1, {"step": 1, "val_loss": 1.0})
+    logger.close({"status": status, "error": None if status == "ok" else "stopped"})
+    [run] = tmp_path.glob("wandb/offline-run-*/*.wandb")
+    kinds = {r.WhichOneof("record_type"): r for r in _wandb_records(run)}
+    assert kinds["exit"].exit.exit_code == exit_code
+    assert ("preempting" in kinds) == preempted

@@ -195,7 +195,8 @@ class WandbLogger:
 
     Online when W&B has an API key (``WANDB_API_KEY``, or ``wandb login``), else offline, with
     the run's files under ``<point>/wandb`` (``wandb sync`` uploads them); ``WANDB_MODE``
-    chooses. A run that did not end ok finishes with a non-zero exit code (failed).
+    chooses. A run that did not end ok finishes with a non-zero exit code (failed); an
+    interrupted one, which resumes on the next run of the sweep, is marked preempted first.
     """
 
     package = "wandb"
@@ -221,6 +222,8 @@ class WandbLogger:
             self.run.summary["status"] = str(status)
             if row.get("error"):
                 self.run.summary["error"] = str(row["error"])[:5000]
+            if status == "interrupted":
+                self.run.mark_preempting()
         finally:
             self.run.finish(exit_code=0 if status == "ok" else 1)
 
