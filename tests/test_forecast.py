@@ -20,43 +20,52 @@ STEPS = np.arange(100, 2001, 100)
 
 def _curves(rng, n, noise=0.0):
     """Synthetic runs of one schedule whose log loss at every step is linear in a per-run
-    quality u and in log lr: log L(t) = g(t) + h(t)·u + k(t)·log lr (+ noise at the end)."""
+    quality u, in log lr and in log N: log L(t) = g(t) + h(t)·u + k(t)·log lr + m(t)·log N
+    (+ noise at the end)."""
     t = STEPS / STEPS[-1]
-    g, h, k = -1.5 * t, 0.5 + 1.7 * t, 0.1 - 0.3 * t
+    g, h, k, m = -1.5 * t, 0.5 + 1.7 * t, 0.1 - 0.3 * t, -0.05 - 0.1 * t
     u = rng.uniform(0, 1.5, n)
     log_lr = rng.uniform(math.log(0.003), math.log(0.05), n)
-    log_loss = g + np.outer(u, h) + np.outer(log_lr, k)
+    log_n = rng.uniform(math.log(1e3), math.log(1e6), n)
+    log_loss = g + np.outer(u, h) + np.outer(log_lr, k) + np.outer(log_n, m)
     finals = np.exp(log_loss[:, -1] + noise * rng.standard_normal(n))
-    return np.exp(log_loss), np.exp(log_lr), finals
+    return np.exp(log_loss), np.exp(log_lr), np.exp(log_n), finals
 
 
 def test_the_final_loss_of_a_known_curve_is_forecast_from_its_first_quarter():
-    losses, lrs, finals = _curves(np.random.default_rng(0), 9)
+    losses, lrs, sizes, finals = _curves(np.random.default_rng(0), 9)
     early = [early_loss(STEPS, curve, 500) for curve in losses]
-    f = loss_to_loss(early[:8], lrs[:8], finals[:8], early[8], lrs[8], 500)
+    f = loss_to_loss(early[:8], lrs[:8], sizes[:8], finals[:8], early[8], lrs[8], sizes[8], 500)
     assert f.loss == pytest.approx(finals[8], rel=1e-9)  # the relation is exact: so is the forecast
     assert f.lo <= f.loss <= f.hi and f.refs == 8 and f.step == 500
-    # the first quarter alone is far off: the loss falls by half again after it
-    assert abs(math.exp(early[8]) / finals[8] - 1) > 0.3
+    # the first quarter's loss alone is far off: the loss falls on after it
+    assert abs(math.exp(early[8]) / finals[8] - 1) > 0.1
 
 
 def test_the_forecast_interval_holds_the_final_loss_as_often_as_it_says():
     rng = np.random.default_rng(1)
     inside = []
     for _ in range(300):
-        losses, lrs, finals = _curves(rng, 12, noise=0.03)
+        losses, lrs, sizes, finals = _curves(rng, 12, noise=0.03)
         early = [early_loss(STEPS, curve, 500) for curve in losses]
-        f = loss_to_loss(early[:11], lrs[:11], finals[:11], early[11], lrs[11], 500)
+        f = loss_to_loss(early[:11], lrs[:11], sizes[:11], finals[:11], early[11], lrs[11],
+                         sizes[11], 500)  # fmt: skip
         inside.append(f.lo <= finals[11] <= f.hi)
     assert 0.85 <= np.mean(inside) <= 0.95  # a 90% interval
 
 
 def test_too_few_finished_runs_give_no_forecast():
-    losses, lrs, finals = _curves(np.random.default_rng(2), 5)
+    losses, lrs, sizes, finals = _curves(np.random.default_rng(2), 6)
     early = [early_loss(STEPS, curve, 500) for curve in losses]
+    one = [1e4] * 6  # one size: its column drops out
     # (1, early, log lr): three coefficients need five runs for two degrees of freedom
-    assert loss_to_loss(early[:4], lrs[:4], finals[:4], early[4], lrs[4], 500) is None
-    assert loss_to_loss(early[:5], lrs[:5], finals[:5], early[4], lrs[4], 500) is not None
+    assert loss_to_loss(early[:4], lrs[:4], one[:4], finals[:4], early[5], lrs[5], 1e4, 500) is None
+    assert loss_to_loss(early[:5], lrs[:5], one[:5], finals[:5], early[5], lrs[5], 1e4, 500)
+    # (1, early, log lr, log N): four need six
+    assert (
+        loss_to_loss(early[:5], lrs[:5], sizes[:5], finals[:5], early[5], lrs[5], sizes[5], 500)
+        is None
+    )
     assert early_loss(STEPS, losses[0], 150) is None  # one evaluation is not enough
 
 
@@ -76,12 +85,12 @@ TINY = ["trainer.device=cpu", "trainer.batch_size=16", "trainer.steps=80",
 
 
 def test_each_point_forecasts_from_the_finished_ones_and_the_report_scores_them(in_tmp, capsys):
-    assert main(["sweep", "model.width=4,6,8,12,16,24", *TINY, "--out", "study"]) == 0
+    assert main(["sweep", "model.width=4,6,8,12,16,24,32", *TINY, "--out", "study"]) == 0
     out = capsys.readouterr().out
     rows = collect(in_tmp / "study").sort_values("params")
     done = rows[rows["forecast_loss"].notna()]
-    # the first four have too few finished runs of their schedule (one lr: two coefficients)
-    assert len(done) == 2 and list(done["forecast_refs"]) == [4, 5]
+    # one lr, seven sizes: (1, early, log N) need five finished runs of the schedule
+    assert len(done) == 2 and list(done["forecast_refs"]) == [5, 6]
     assert (done["forecast_step"] == 20).all()  # 25% of 80 steps, with two evaluations
     assert (
         (done["forecast_lo"] < done["forecast_loss"])
@@ -93,11 +102,13 @@ def test_each_point_forecasts_from_the_finished_ones_and_the_report_scores_them(
     )
     assert "(forecast " in out
     report = (in_tmp / "study" / "report.md").read_text()
-    assert "## Forecasts of the final loss" in report and "2 points forecast" in report
+    assert "## Forecasts of the final loss" in report and "2 forecasts of the final loss" in report
     assert (in_tmp / "study" / "plots" / "forecasts.png").is_file()
     # switched off, no point forecasts
     assert (
-        main(["sweep", "model.width=4,6,8,12,16,24", *TINY, "trainer.forecast=0", "--out", "off"])
+        main(
+            ["sweep", "model.width=4,6,8,12,16,24,32", *TINY, "trainer.forecast=0", "--out", "off"]
+        )
         == 0
     )
     assert collect(in_tmp / "off")["forecast_loss"].isna().all()

@@ -2,9 +2,9 @@
 its study that followed the same schedule.
 
 Loss-to-loss prediction: across runs that share a schedule, the log of the final loss is close
-to linear in the log of the loss at a given step, and in the log of the peak lr (on the default
-study, log L_final ≈ 2.2·log L(25%) + c·log lr across widths and lrs). A single curve's first
-quarter does not pin down a curve law such as L0 + A·S1^-α − C·S2 (the annealing term C has
+to linear in the log of the loss at a given step, the log of the peak lr and the log of the
+size (across the default study's widths, log L_final ≈ 2.2·log L(25%) + c). A single curve's
+first quarter does not pin down a curve law such as L0 + A·S1^-α − C·S2 (the annealing term C has
 hardly been seen), so each point borrows the shape of its finished siblings instead. The
 interval is least squares' prediction interval (Student's t) in log loss.
 """
@@ -39,21 +39,22 @@ def early_loss(steps, losses, upto: int, last: int = 2) -> float | None:
     return float(np.mean(np.log(seen)))
 
 
-def loss_to_loss(early, lrs, finals, early0: float, lr0: float, step: int,
+def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: float, step: int,
                  level: float = 0.9) -> Forecast | None:  # fmt: skip
-    """The final loss of a run whose log loss at ``step`` is ``early0`` and peak lr ``lr0``,
-    from finished runs of the same schedule (their log losses at that step, peak lrs and final
-    losses), by least squares of log final on (1, early, log lr); the lr drops out when all
-    runs share it. None with fewer than two runs more than the coefficients."""
+    """The final loss of a run whose log loss at ``step`` is ``early0``, with peak lr ``lr0``
+    and ``size0`` parameters, from finished runs of the same schedule (their log losses at
+    that step, peak lrs, sizes and final losses): least squares of log final on (1, early,
+    log lr, log N), where the lr or the size drops out when all runs share it. None with
+    fewer than two runs more than the coefficients."""
     if len(finals) < 4:
         return None
     early, finals = np.asarray(early, float), np.log(np.asarray(finals, float))
-    log_lr = np.log(np.asarray(lrs, float))
-    columns = [np.ones_like(early), early]
-    x0 = [1.0, early0]
-    if np.ptp(log_lr) > 1e-9 * max(1.0, np.abs(log_lr).max()):
-        columns.append(log_lr)
-        x0.append(math.log(lr0))
+    columns, x0 = [np.ones_like(early), early], [1.0, early0]
+    for values, value in ((lrs, lr0), (sizes, size0)):
+        logs = np.log(np.asarray(values, float))
+        if np.ptp(logs) > 1e-9:
+            columns.append(logs)
+            x0.append(math.log(value))
     X, x0 = np.stack(columns, 1), np.asarray(x0)
     dof = len(finals) - X.shape[1]
     if dof < 2:

@@ -24,7 +24,8 @@ def summary(done: pd.DataFrame) -> str:
     err = done["forecast_loss"] / done["val_loss"] - 1
     inside = (done["forecast_lo"] <= done["val_loss"]) & (done["val_loss"] <= done["forecast_hi"])
     at = (done["forecast_step"] / done["steps"]).median()
-    return (f"{len(done)} points forecast their final loss at a median {at:.0%} of their steps: "
+    n = len(done)
+    return (f"{n} forecast{'s' * (n != 1)} of the final loss, made at a median {at:.0%} of the steps: "
             f"median error {np.median(np.abs(err)):.1%}, {inside.mean():.0%} inside the 90% interval")  # fmt: skip
 
 

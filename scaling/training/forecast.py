@@ -38,8 +38,9 @@ class Forecaster:
         refs = references(Path(self.member.point_dir), self.course, step)
         if not refs:
             return None
-        early, lrs, finals = zip(*refs)
-        forecast = loss_to_loss(early, lrs, finals, own, self.course.peak_lr, step)
+        early, lrs, sizes, finals = zip(*refs)
+        size = self.member.row.get("params")
+        forecast = loss_to_loss(early, lrs, sizes, finals, own, self.course.peak_lr, size, step)
         if forecast is not None:
             self.member.row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
                                    forecast_hi=forecast.hi, forecast_step=step,
@@ -49,21 +50,22 @@ class Forecaster:
 
 
 def references(point_dir: Path, course, step: int) -> list[tuple]:
-    """(log loss at ``step``, peak lr, final loss) of each finished point beside ``point_dir``
-    that ran the same number of steps under the same schedule, whatever its peak lr."""
+    """(log loss at ``step``, peak lr, parameters, final loss) of each finished point beside
+    ``point_dir`` that ran the same number of steps under the same schedule, whatever its
+    peak lr."""
     out = []
     for other in sorted(point_dir.parent.glob("*")):
         row = store.read_result(other)
         if (other == point_dir or row is None or row["status"] != "ok"
                 or row.get("role") == "trunk" or row.get("steps") != course.steps
-                or not row.get("lr") or not row.get("val_loss")):  # fmt: skip
+                or not all(row.get(k) for k in ("lr", "val_loss", "params"))):  # fmt: skip
             continue
         h = store.read_history(other)
         if h is None or not same_schedule(h, row["lr"], course):
             continue
         early = early_loss(h["step"].to_numpy(), h["val_loss"].to_numpy(), step)
         if early is not None:
-            out.append((early, row["lr"], row["val_loss"]))
+            out.append((early, row["lr"], row["params"], row["val_loss"]))
     return out
 
 
