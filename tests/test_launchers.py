@@ -81,3 +81,46 @@ def test_concurrent_jobs_never_share_a_device(tmp_path, n_devices, count):
     for t in threads:
         t.join()
     assert len(seen) == 6 * count and set(seen) == set(range(n_devices))  # every job got its own
+
+
+def test_a_gpu_runs_as_many_points_at_once_as_it_has_places(tmp_path):
+    held, most, lock = {0: 0, 1: 0}, {0: 0, 1: 0}, threading.Lock()
+
+    def job():
+        with device_slot(2, tmp_path, poll=0.01, slots=3) as got:
+            with lock:
+                held[got] += 1
+                most[got] = max(most[got], held[got])
+            time.sleep(0.05)
+            with lock:
+                held[got] -= 1
+
+    threads = [threading.Thread(target=job) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most == {0: 3, 1: 3}  # three at once on each, never a fourth
+
+
+def test_a_point_waits_for_a_device_with_room_then_runs_regardless(tmp_path):
+    with device_slot(2, tmp_path, poll=0.01, admits=lambda i: i == 1) as got:
+        assert got == 1  # device 0 has no room: the point goes where there is
+    start = time.monotonic()
+    with device_slot(2, tmp_path, poll=0.01, admits=lambda i: False, patience=0.2) as got:
+        assert got == 0 and time.monotonic() - start >= 0.2  # no room anywhere: after patience
+
+
+def test_places_per_gpu_from_the_setting_or_the_free_memory(monkeypatch):
+    from scaling.config.schema import TrainerConfig
+    from scaling.launch.resources import need_bytes, slots_per_device
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    small, big = 300_000, 2_000_000_000
+    assert slots_per_device(TrainerConfig(gpu_slots=3), small, 1 << 36, 1) == 3
+    assert slots_per_device(TrainerConfig(), small, 140 << 30, 1) == 8  # at most 8
+    assert slots_per_device(TrainerConfig(), small, 140 << 30, 4) == 4  # 16 cores, 4 GPUs
+    assert slots_per_device(TrainerConfig(), big, 80 << 30, 1) == 1  # 40 GB each: one
+    assert slots_per_device(TrainerConfig(), small, 4 * need_bytes(small), 1) == 2  # half the free
+    with pytest.raises(ValueError, match="gpu_slots"):
+        TrainerConfig(gpu_slots=0)

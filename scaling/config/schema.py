@@ -141,6 +141,9 @@ class TrainerConfig:
     # at this share of its steps a point forecasts its final loss from the finished points of
     # its sweep with the same schedule (forecast_* columns, and the progress display); 0: never
     forecast: float = 0.25
+    # points at once on each GPU under a parallel launcher (hydra/launcher=local); None: as
+    # many as fit in half the free memory at 20 bytes per parameter + 512 MiB, at most 8
+    gpu_slots: int | None = None
     GROUP: ClassVar[str] = "trainer"
 
     def __post_init__(self):
@@ -150,7 +153,7 @@ class TrainerConfig:
         choice(self, "backend", ("auto", "gloo", "nccl"))
         positive(self, "steps", "epochs", "tokens_per_param", "target_flops", "batch_size",
                  "eval_interval", "early_stop_patience", "threads", "checkpoint_every",
-                 "pack_seeds", "nproc", "micro_batch_size")  # fmt: skip
+                 "pack_seeds", "nproc", "micro_batch_size", "gpu_slots")  # fmt: skip
         if not 0 <= self.forecast < 1:
             raise ValueError(f"trainer.forecast is a share of the steps in [0, 1), got {self.forecast}")
 

@@ -126,7 +126,9 @@ def run_job(cfg) -> str:
     # the tasks of a group could read the streak apart and disagree: they train regardless
     if job.max_failures and not in_group() and store.failure_streak(job.out) >= job.max_failures:
         return "skipped"
-    with job_resources(job.specs[0].cfg.trainer, job.threads) as resources:
+    spec = job.specs[0]
+    params = spec.params["total"] * len(job.specs)  # a pack's seeds share the device
+    with job_resources(spec.cfg.trainer, job.threads, params) as resources:
         rows = train_job(job.specs, job.out, resources)
     statuses = {row["status"] for row in rows} or {"ok"}
     status = (

@@ -18,29 +18,68 @@ GPU_LOCKS = Path(tempfile.gettempdir()) / "scaling-gpu-locks"
 
 
 @contextlib.contextmanager
-def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, count: int = 1):
+def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, count: int = 1,
+                slots: int = 1, admits=None, patience: float = 60.0):  # fmt: skip
     """Hold ``count`` of ``n_devices`` devices for the duration of the block: yields their indices
     (one index when ``count`` is 1).
 
-    A lock file per device, so concurrent jobs on one machine (joblib workers, several
-    sweeps) never share a device and none runs on none; a job that finds too few devices
-    free waits, holding none. The locks are released if the job dies.
+    Each device has ``slots`` places, a point of one process takes one; a process group takes
+    the first place of ``count`` devices. A lock file per place, so concurrent jobs on
+    one machine (joblib workers, several sweeps) never crowd a device beyond its places and
+    none runs on none; a job that finds too few free waits, holding none. ``admits(i)`` says
+    whether device ``i`` has room now (its free memory); after ``patience`` seconds of no room
+    anywhere a job takes a free place regardless (an out-of-memory error is then its row). The
+    locks are released if the job dies.
     """
+    slots = 1 if count > 1 else slots
+    waited = time.monotonic()
     while True:
         held = []
+        impatient = time.monotonic() - waited > patience
         try:
             for i in range(n_devices):
-                device_lock = store.try_lock(lock_dir / f"device{i}.lock")
-                if device_lock is None:
+                if admits is not None and not impatient and not admits(i):
                     continue
-                held.append((i, device_lock))
+                place = _place(lock_dir, i, slots)
+                if place is None:
+                    continue
+                held.append((i, place))
                 if len(held) == count:
                     yield held[0][0] if count == 1 else [i for i, _ in held]
                     return
         finally:  # after the block, or when too few were free
-            for _, device_lock in held:
-                device_lock.release()
+            for _, place in held:
+                place.release()
         time.sleep(poll)
+
+
+def _place(lock_dir: Path, device: int, slots: int):
+    """A free place on ``device``, locked, or None."""
+    for j in range(slots):
+        name = f"device{device}.lock" if j == 0 else f"device{device}.slot{j}.lock"
+        place = store.try_lock(lock_dir / name)
+        if place is not None:
+            return place
+    return None
+
+
+PER_PARAM = 20  # bytes a trained parameter holds: fp32 weight, gradient, Adam's two moments, slack
+PER_PROCESS = 1 << 29  # a CUDA context and a small model's activations: 512 MiB
+
+
+def need_bytes(params: int) -> int:
+    """The device memory a point of ``params`` parameters is expected to hold (by default)."""
+    return PER_PARAM * params + PER_PROCESS
+
+
+def slots_per_device(trainer, params: int, free: int, n_devices: int) -> int:
+    """Points at once per GPU: ``trainer.gpu_slots``, or as many as fit in half the free memory
+    (``need_bytes`` each), at most 8 and at most the CPU cores per GPU (each process launches
+    its own kernels)."""
+    if trainer.gpu_slots:
+        return trainer.gpu_slots
+    cores = max(1, (os.cpu_count() or 1) // max(1, n_devices))
+    return max(1, min(8, cores, free // 2 // need_bytes(params)))
 
 
 def threads_per_job(launcher: dict, nproc: int) -> int | None:
@@ -55,19 +94,22 @@ def threads_per_job(launcher: dict, nproc: int) -> int | None:
 
 
 @contextlib.contextmanager
-def job_resources(trainer, threads: int | None = None):
-    """Per job, not per process (joblib reuses workers): the job's threads and, on a multi-GPU
-    node, ``trainer.nproc`` GPUs held for the block. Yields the job's ``Resources``."""
+def job_resources(trainer, threads: int | None = None, params: int = 0):
+    """Per job, not per process (joblib reuses workers): the job's threads and, with GPUs, a
+    place on one (``slots_per_device`` per GPU, where its free memory admits the point) or
+    ``trainer.nproc`` GPUs of its own for a process group. Yields the job's ``Resources``."""
     threads = trainer.threads or threads
     n_gpus = torch.cuda.device_count() if trainer.device in ("auto", "cuda") else 0
     nproc = trainer.nproc
-    if n_gpus <= 1 or nproc > n_gpus or in_group():  # one GPU, or a scheduler's group
-        yield Resources(threads=threads)
+    if n_gpus == 0 or nproc > n_gpus or in_group() or (nproc > 1 and n_gpus == 1):
+        yield Resources(threads=threads)  # no GPU, or a scheduler's group
+        return
+    if nproc == 1:
+        slots = slots_per_device(trainer, params, torch.cuda.mem_get_info(0)[0], n_gpus)
+        with device_slot(n_gpus, slots=slots, admits=lambda i: _room(i, params)) as held:
+            yield Resources(device=f"cuda:{held}", threads=threads)
         return
     with device_slot(n_gpus, count=nproc) as held:
-        if nproc == 1:
-            yield Resources(device=f"cuda:{held}", threads=threads)
-            return
         # the group's torchrun sees only its GPUs
         before = os.environ.get("CUDA_VISIBLE_DEVICES")
         visible = before.split(",") if before else [str(i) for i in range(n_gpus)]
@@ -79,3 +121,10 @@ def job_resources(trainer, threads: int | None = None):
                 os.environ.pop("CUDA_VISIBLE_DEVICES")
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
+def _room(device: int, params: int) -> bool:
+    """Whether GPU ``device`` has the memory a point needs free now (or could never have it)."""
+    free, total = torch.cuda.mem_get_info(device)
+    need = need_bytes(params)
+    return free >= need or need > total
