@@ -98,3 +98,26 @@ def test_learning_rate_can_follow_width(point):
         point("model.width=128", "optim.lr_scaling=width", "optim.base_width=64", "optim.lr=0.002")
     )
     assert narrow["lr"] == pytest.approx(0.004) and wide["lr"] == pytest.approx(0.001)
+
+
+def test_cuda_graphs_apply_only_where_a_step_can_be_captured(point):
+    import torch
+
+    from scaling.config.schema import TrainerConfig
+    from scaling.training.graphs import graphs_apply
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    on = TrainerConfig(cuda_graphs=True)
+    assert graphs_apply(on, cuda, 1)
+    assert not graphs_apply(TrainerConfig(), cuda, 1)  # off unless asked
+    assert not graphs_apply(on, cpu, 1)
+    assert not graphs_apply(on, cuda, 8)  # packed seeds
+    for other in ({"precision": "fp16"}, {"compile": True}, {"nproc": 2},
+                  {"micro_batch_size": 32}):  # fmt: skip
+        assert not graphs_apply(TrainerConfig(cuda_graphs=True, **other), cuda, 1), other
+    # on a CPU the setting changes nothing: the same losses as without it
+    from scaling import train_point
+
+    plain = train_point(point("model.width=8"))
+    graphed = train_point(point("model.width=8", "trainer.cuda_graphs=true"))
+    assert graphed["val_loss"] == plain["val_loss"] and graphed["status"] == "ok"

@@ -144,6 +144,10 @@ class TrainerConfig:
     # points at once on each GPU under a parallel launcher (hydra/launcher=local); None: as
     # many as fit in half the free memory at 20 bytes per parameter + 512 MiB, at most 8
     gpu_slots: int | None = None
+    # capture each training step as one CUDA graph and replay it (small models on a GPU, whose
+    # steps wait on kernel launches); ignored off CUDA, with grad accumulation, fp16, process
+    # groups, packed seeds or trainer.compile
+    cuda_graphs: bool = False
     GROUP: ClassVar[str] = "trainer"
 
     def __post_init__(self):

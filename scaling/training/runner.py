@@ -23,6 +23,7 @@ from .branches import checkpoint_for
 from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
 from .forecast import Forecaster
+from .graphs import Graphed, capturable, graphs_apply
 from .loop import Course, run
 from .member import HERE, Member, Resources, now
 from .optim import make_optimizer
@@ -204,6 +205,9 @@ def _stepper(members, models, data, objective, group, device, dtype):
     opt = make_opt(dict(model.named_parameters()))
     if tr.compile:
         train_model = torch.compile(train_model)
+    if graphs_apply(tr, device, len(members)):
+        return Graphed(model, train_model, capturable(opt, device), objective, batches, cfg.optim,
+                       tr, autocast, device, data, eval_batch, group)  # fmt: skip
     return Single(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
                   data, eval_batch, group)  # fmt: skip
 

@@ -1,0 +1,95 @@
+"""A whole training step as one CUDA graph (``trainer.cuda_graphs``): forward, backward,
+clipping and the optimizer's update captured once and replayed, one launch per step instead
+of one per kernel, for small models whose steps are bound by kernel launches.
+
+The batch is copied into static buffers and the lr is a device tensor that ``set_lr`` fills,
+so nothing of a step is read back to the host. The first ``WARM`` steps run eagerly on a
+side stream (the allocator and cuBLAS settle, as capture requires), the next is captured and
+every later step replays it. A capture that fails leaves the point training eagerly, with a
+warning: the graph is an optimisation, never a reason for a point to fail.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .steppers import Single
+
+WARM = 3  # eager steps before the capture
+
+
+def graphs_apply(tr, device: torch.device, members: int) -> bool:
+    """Whether a point's step can be captured: one model on a CUDA device, one micro-batch per
+    step, no fp16 loss scaling, no process group and no torch.compile (its own graphs)."""
+    return (tr.cuda_graphs and device.type == "cuda" and members == 1 and tr.grad_accum == 1
+            and tr.precision != "fp16" and not tr.group and not tr.compile)  # fmt: skip
+
+
+def capturable(opt: torch.optim.Optimizer, device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer with its lr as a device tensor per group and its update capturable."""
+    for group in opt.param_groups:
+        group["lr"] = torch.tensor(float(group["lr"]), device=device)
+        group["capturable"] = True
+    return opt
+
+
+class Graphed(Single):
+    """``Single`` with its step captured as a CUDA graph after ``WARM`` eager steps."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.graph, self.static, self.warm, self.eager = None, None, WARM, False
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"].fill_(lr * group.get("lr_mult", 1.0))  # on the device: the graph reads it
+
+    def step(self) -> torch.Tensor:
+        x, y = next(self.batches)
+        if self.static is not None:
+            self.static[0].copy_(x, non_blocking=True)
+            self.static[1].copy_(y, non_blocking=True)
+            self.graph.replay()
+            return self.static[2].clone()
+        if self.warm == 0 and not self.eager:
+            captured = self._capture(x, y)
+            if captured is not None:
+                return captured
+        self.warm = max(0, self.warm - 1)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            loss = self._compute(x, y)
+            self.opt.zero_grad(set_to_none=True)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return loss
+
+    def _compute(self, x, y) -> torch.Tensor:
+        with self.autocast():
+            loss = self.objective(self.train_model(x), x, y)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip, foreach=True)
+        self.opt.step()
+        return loss.detach().float()
+
+    def _capture(self, x, y) -> torch.Tensor | None:
+        """Capture the step on static copies of ``x``, ``y`` and take it; None (and eager from
+        here on) where the capture fails."""
+        static_x, static_y = x.clone(), y.clone()
+        graph = torch.cuda.CUDAGraph()
+        self.opt.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
+        try:
+            with torch.cuda.graph(graph):
+                loss = self._compute(static_x, static_y)
+        except Exception as e:  # noqa: BLE001 - an uncapturable step trains eagerly instead
+            warnings.warn(f"trainer.cuda_graphs: the step could not be captured ({e}); "
+                          "training on without a graph", stacklevel=2)  # fmt: skip
+            self.eager = True  # never again
+            self.opt.zero_grad(set_to_none=True)
+            return None
+        self.graph, self.static = graph, (static_x, static_y, loss)
+        graph.replay()
+        return loss.clone()
