@@ -36,13 +36,18 @@ def tuning_stage(sweep) -> str | None:
         return None
     sizes = sorted({_size(job[0]) for job in sweep.jobs})
     tuned = set(sizes[: tune.sizes])
-    jobs = [[with_lr(s, lr, "tuning") for s in job]
-            for job in sweep.jobs if _size(job[0]) in tuned for lr in tune.lrs]  # fmt: skip
+    grid = [job for job in sweep.jobs if _size(job[0]) in tuned]
+    if tune.pack:  # a size's lrs (and seeds) as one packed job
+        jobs = [[with_lr(s, lr, "tuning") for lr in tune.lrs for s in job] for job in grid]
+    else:
+        jobs = [[with_lr(s, lr, "tuning") for s in job] for job in grid for lr in tune.lrs]
     teachers = [s for s in sweep.specs if s.role == "teacher"]
     sweep.deferred, sweep.jobs = sweep.jobs, [_as_job(job) for job in jobs]
     sweep.specs = teachers + [s for job in sweep.jobs for s in job]
+    runs = sum(len(job) for job in sweep.jobs)
+    packed = f", packed in {len(sweep.jobs)} jobs" if tune.pack else ""
     return (f"the lr is tuned first: {len(tune.lrs)} lrs at the {len(tuned)} smallest sizes "
-            f"({len(sweep.jobs)} runs); then all {len(sizes)} sizes at the fitted lr*(N)")  # fmt: skip
+            f"({runs} runs{packed}); then all {len(sizes)} sizes at the fitted lr*(N)")  # fmt: skip
 
 
 def tuned_stage(sweep) -> LRLaw:

@@ -100,10 +100,31 @@ def test_a_tuned_sweep_runs_its_grid_first_then_every_size_at_its_fitted_lr(in_t
     assert {p.name: p.stat().st_mtime for p in (out / "points").iterdir()} == finished
 
 
+def test_a_sizes_lrs_packed_train_as_they_do_one_by_one(in_tmp, capsys):
+    argv = ["sweep", "trainer.device=cpu", "trainer.batch_size=16", "trainer.steps=30",
+            "trainer.eval_interval=10", "model.width=4,8,16", "tune.lrs=[0.003,0.01,0.03]",
+            "tune.sizes=2", "--bootstrap", "0"]  # fmt: skip
+    assert main([*argv, "--out", "alone"]) == 0
+    assert main([*argv, "tune.pack=true", "--out", "packed"]) == 0
+    assert "(6 runs, packed in 2 jobs)" in " ".join(capsys.readouterr().out.split())
+    alone, packed = (pd.read_csv(in_tmp / d / "results.csv").set_index("point_id")
+                     for d in ("alone", "packed"))  # fmt: skip
+    assert sorted(alone.index) == sorted(packed.index)  # the same points, the same ids
+    tuning = alone[alone["role"] == "tuning"].index
+    assert len(tuning) >= 4
+    # each lr's model, trained in the pack, ends where it ends alone (up to rounding)
+    assert packed.loc[tuning, "val_loss"].to_numpy() == pytest.approx(
+        alone.loc[tuning, "val_loss"].to_numpy(), rel=1e-4)  # fmt: skip
+    for pid in tuning:  # its own lr in its history, step by step
+        lrs = [pd.read_csv(in_tmp / d / "points" / pid / "history.csv")["lr"] for d in ("alone", "packed")]
+        assert lrs[1].tolist() == pytest.approx(lrs[0].tolist(), rel=1e-9)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["sweep", "tune.lrs=[0.01,0.1]"], "three or more"),
+        (["sweep", "lstm_width", "tune.lrs=[0.01,0.03,0.1]", "tune.pack=true"], "tune.pack: the rnn"),
         (["sweep", "tune.lrs=[0.01,0.03,0.1]", "optim.lr_scaling=width"], "drop optim.lr_scaling"),
         (["run", "optim.lr_scaling=kaplan"], "optim.lr_scaling must be one of"),
     ],

@@ -246,19 +246,20 @@ def _check_batches(tr: TrainerConfig) -> None:
 
 def _check_pack(cfg: Config) -> None:
     tr = cfg.trainer
-    if tr.pack_seeds == 1:
+    if tr.pack_seeds == 1 and not (cfg.tune.on and cfg.tune.pack):
         return
+    what = "trainer.pack_seeds" if tr.pack_seeds > 1 else "tune.pack"
     clash = [name for name, on in (
         ("early_stop_patience", tr.early_stop_patience), ("checkpoint_every", tr.checkpoint_every),
         ("precision=fp16", tr.precision == "fp16"), ("nproc", tr.nproc > 1), ("fsdp", tr.fsdp),
         ("micro_batch_size", tr.micro_batch_size),
     ) if on]  # fmt: skip
     if clash:
-        raise ValueError(f"trainer.pack_seeds does not combine with trainer.{clash[0]}")
+        raise ValueError(f"{what} does not combine with trainer.{clash[0]}")
     if not cfg.model.VMAP:
         raise ValueError(
-            f"trainer.pack_seeds: the {cfg.model.family} family cannot be vmapped (torch has no "
-            "batching rule for its kernels); train its seeds as separate points"
+            f"{what}: the {cfg.model.family} family cannot be vmapped (torch has no batching "
+            "rule for its kernels); train its runs as separate points"
         )
 
 

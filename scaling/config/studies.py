@@ -60,6 +60,9 @@ class TuneConfig:
     sizes: int = 3  # how many of the smallest sizes run the grid
     # also train the largest size at the tuned lr times and divided by the grid's step
     check: bool = False
+    # train each tuned size's lrs as one packed model (torch.vmap), as trainer.pack_seeds
+    # packs seeds: their rows as if trained one by one, one launch per step for all of them
+    pack: bool = False
     GROUP: ClassVar[str] = "tune"
 
     def __post_init__(self):

@@ -40,7 +40,8 @@ class Forecaster:
             return None
         early, lrs, sizes, finals = zip(*refs)
         size = self.member.row.get("params")
-        forecast = loss_to_loss(early, lrs, sizes, finals, own, self.course.peak_lr, size, step)
+        lr = self.member.spec.lr  # its own peak (a pack's members may differ)
+        forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, step)
         if forecast is not None:
             self.member.row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
                                    forecast_hi=forecast.hi, forecast_step=step,

@@ -90,7 +90,7 @@ def _evaluate(stepper, members, mean_loss, lr, progress, course) -> bool:
         if not member.alive:
             continue
         metrics = stepper.evaluate(k)
-        member.record(step, losses[k], metrics, lr, step * course.batch_size,
+        member.record(step, losses[k], metrics, lr * stepper.ratios[k], step * course.batch_size,
                       step * course.examples_per_step if course.lm else None, progress.train_time)  # fmt: skip
         if not (math.isfinite(losses[k]) and math.isfinite(metrics["val_loss"])):
             member.diverge(Diverged(f"loss is {losses[k]} at step {step}"))

@@ -197,8 +197,9 @@ def _stepper(members, models, data, objective, group, device, dtype):
         batches = [Batches(data, tr.batch_size, device, s) for s in seeds]
         with torch.device("meta"):
             shape = build_model(cfg.model, data.spec)  # on meta so tied weights stay tied
+        ratios = [m.spec.lr / members[0].spec.lr for m in members]  # a tuned size's lrs
         return Packed(models, shape, make_opt, objective, batches, cfg.optim, autocast, device, data,
-                      eval_batch, tr.compile)  # fmt: skip
+                      eval_batch, tr.compile, ratios)  # fmt: skip
     model = models[0]
     batches = Batches(data, tr.batch_size, device, seeds[0], group.rank, group.world)
     train_model = wrap(model, group, device)  # DDP, or the model sharded in place (FSDP)

@@ -20,6 +20,7 @@ class Single:
     """One model, trained as it is, or wrapped by DDP or sharded by FSDP in a process group."""
 
     members = 1
+    ratios = (1.0,)  # each member's peak lr over the first's
 
     def __init__(self, model, train_model, opt, objective, batches, optim, tr, autocast, device,
                  data, eval_batch: int, group: Group = SINGLE):  # fmt: skip
@@ -88,11 +89,13 @@ class Packed:
     The copies are stacked with ``torch.func.stack_module_state`` and run through
     ``functional_call`` on a model built on the meta device (so tied weights stay tied).
     Each keeps its own initialisation, batch order and gradient clipping, so seed k
-    trains as it would alone, up to floating-point order.
+    trains as it would alone, up to floating-point order. Members may differ in peak lr
+    (``ratios``, each over the first's: a tuned size's grid of lrs): AdamW's and SGD's
+    update is linear in the lr, so each model's update is scaled by its ratio after the step.
     """
 
     def __init__(self, models, base, make_opt, objective, batches, optim, autocast, device, data,
-                 eval_batch: int, compile: bool = False):  # fmt: skip
+                 eval_batch: int, compile: bool = False, ratios=None):  # fmt: skip
         self.models, self.batches, self.autocast = models, batches, autocast
         self.members, self.clip = len(models), optim.grad_clip
         self.device, self.data, self.eval_batch = device, data, eval_batch
@@ -103,6 +106,10 @@ class Packed:
 
         self.losses_of = torch.compile(torch.vmap(one_loss)) if compile else torch.vmap(one_loss)
         self.opt = make_opt(self.params)
+        self.ratios = tuple(ratios or [1.0] * self.members)
+        self.scale = None
+        if any(r != 1.0 for r in self.ratios):
+            self.scale = torch.tensor(self.ratios, device=device)
 
     def set_lr(self, lr: float) -> None:
         set_lr(self.opt, lr)
@@ -114,7 +121,12 @@ class Packed:
         losses.sum().backward()  # the models share nothing: each gets its own gradient
         if self.clip:
             clip_per_model(self.params.values(), self.clip)
-        self.opt.step()
+        if self.scale is None:
+            self.opt.step()
+        else:
+            before = [p.detach().clone() for p in self.params.values()]
+            self.opt.step()
+            scale_updates(list(self.params.values()), before, self.scale)
         self.opt.zero_grad(set_to_none=True)
         return losses.detach().float()
 
@@ -139,6 +151,13 @@ class Packed:
             p.copy_(self.params[name][k])
         for name, b in model.named_buffers():
             b.copy_(self.buffers[name][k])
+
+
+@torch.no_grad()
+def scale_updates(params, before, scale: torch.Tensor) -> None:
+    """Each of the K stacked models' update since ``before`` times its own factor."""
+    for p, old in zip(params, before):
+        p.sub_(old).mul_(scale.view(-1, *[1] * (p.dim() - 1)).to(p.dtype)).add_(old)
 
 
 def clip_per_model(params, max_norm: float) -> None:
