@@ -8,8 +8,9 @@ same call) and reports every runner number beside it and as a ratio to it:
 
 - study: the default study (mlp_width, 23 points) end to end, with its points one after
   another (the basic launcher), with several at once per GPU (hydra/launcher=local and
-  trainer.gpu_slots), and with CUDA graphs as well; against the reference loop's steps per
-  second for the same number of steps run one after another.
+  trainer.gpu_slots), with CUDA graphs as well, and with each tuned size's lrs packed
+  (tune.pack) too; against the reference loop's steps per second for the same number of
+  steps run one after another.
 - mlp: a tiny MLP point's training steps per second, eager and with trainer.cuda_graphs, and
   model-steps per second with trainer.pack_seeds=8 and 32.
 - gpt: MFU of a GPT-2-small-sized point (12 layers, d_model 768, context 1024, batch 16,
@@ -108,6 +109,8 @@ def measure(parts: set, out: Path, anchor_path: Path | None = None) -> dict:
                  f"trainer.gpu_slots={SLOTS}"]  # fmt: skip
         res["study_slots"] = study(out, slots, "slots")
         res["study_slots_graphs"] = study(out, [*slots, "trainer.cuda_graphs=true"], "graphs")
+        res["study_packed"] = study(out, [*slots, "trainer.cuda_graphs=true", "tune.pack=true"],
+                                    "packed")  # fmt: skip
     if "mlp" in parts:
         steps = 100 if SMALL else 2000
         tiny_mlp([], 50)  # warm-up: imports, data, the allocator
@@ -135,7 +138,7 @@ def table(res: dict) -> str:
         shown = f"{reference:,.3g}{unit}" if reference else ""
         lines.append(f"| {name} | {value:,.3g}{unit} | {shown} | {ratio} |")
 
-    for mode in ("sequential", "slots", "slots_graphs"):
+    for mode in ("sequential", "slots", "slots_graphs", "packed"):
         r = res.get(f"study_{mode}")
         if r:
             plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
