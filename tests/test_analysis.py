@@ -86,6 +86,24 @@ def test_report_on_a_csv_with_two_variables(runs_csv, capsys):
     assert (out / "plots" / "loss_vs_N.svg").exists()
 
 
+def test_a_law_whose_loss_rises_with_data_has_no_frontier(in_tmp):
+    """More data raising the loss (overfit runs, or mixed settings) fits β < 0: there is no
+    compute-optimal split to draw, and nothing complex leaks into the figures."""
+    import warnings
+
+    n = np.repeat(np.logspace(5, 7, 5), 4)
+    d = np.tile(np.logspace(7, 9, 4), 5)
+    loss = 1.5 + 40 * n**-0.3 + 0.02 * d**0.1
+    pd.DataFrame({"N": n, "D": d, "loss": loss, "flops_total": 6 * n * d}).to_csv("rising.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        assert main(["report", "rising.csv", "--x", "N", "--y", "loss", "--d", "D", "--bootstrap", "0"]) == 0
+    fits = json.loads((in_tmp / "rising_analysis" / "fits.json").read_text())
+    assert fits["fits"][0]["params"]["beta"] < 0
+    assert fits["frontier"] is None
+    assert any("no compute-optimal frontier" in n for n in fits["notes"])
+
+
 def test_fit_prints_the_law_and_saves_fits(runs_csv, capsys):
     assert main(["fit", str(runs_csv), "--x", "N", "--y", "loss", "--bootstrap", "50"]) == 0
     printed = capsys.readouterr().out

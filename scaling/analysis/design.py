@@ -106,6 +106,8 @@ def optima(fit: Fit, budgets: dict, k: float = 6.0) -> list[dict]:
     """Each budget's compute-optimal N under an L(N, D) law against the sizes it runs:
     budget -> sizes. Rows: budget, n_opt, smallest, largest, inside, off_centre (the
     geometric centre of the sizes over N_opt)."""
+    if min(fit.params["alpha"], fit.params["beta"]) <= 0:
+        return []  # no compute-optimal N where loss does not fall with N or D
     law, rows = frontier(fit, k), []
     for c, sizes in sorted(budgets.items()):
         n_opt = law.n_opt(c)

@@ -284,7 +284,10 @@ def _consequences(result: Analysis, df: pd.DataFrame, bootstrap: int = 0) -> Non
             if per_point.max() / per_point.min() > 1.1:
                 result.notes.append(f"k = FLOPs/(N·D) runs from {per_point.min():.3g} to {per_point.max():.3g} "
                                     f"across the points; the frontier uses their median, {k:.3g}")  # fmt: skip
-        result.frontier = frontier(chin[0], k)
+        if min(chin[0].params["alpha"], chin[0].params["beta"]) > 0:
+            result.frontier = frontier(chin[0], k)
+        else:  # loss that does not fall with N or D has no compute-optimal split
+            result.notes.append("no compute-optimal frontier: L(N, D) has an exponent ≤ 0")
     if result.c is None or result.c not in df:
         return
     D = df[result.d].to_numpy(float) if result.d else None
