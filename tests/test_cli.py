@@ -120,7 +120,10 @@ BAD = [
     (["sweep", "data=imagenet"], "unknown data 'imagenet'"),
     (["sweep", "model.width=-4"], "model.width must be > 0"),
     (["sweep", "model.width=0,8"], "model.width must be > 0"),
-    (["sweep", "model.widht=8"], "unknown key 'model.widht'"),
+    (["sweep", "model.widht=8"], "unknown key 'model.widht' (did you mean 'model.width'?)"),
+    # the keys of the model chosen, by an override or by the preset
+    (["run", "model=rnn", "model.hiden=8"], "(did you mean 'model.hidden'?)"),
+    (["sweep", "lstm_width", "model.hiden=8"], "(did you mean 'model.hidden'?)"),
     (["sweep", "model.width=abc"], "model.width"),
     (["run", "data=text", "data.path=/no/such/file.txt"], "data.path does not exist"),
     (["run", "model=transformer", "model.n_head=5"], "must divide model.d_model"),

@@ -171,7 +171,7 @@ def expand(preset: Path | None, overrides: list[str]) -> tuple[list[list[str]], 
         master = hydra_compose(CONFIG_NAME, overrides=preset_overrides(preset) + hydra_over,
                                return_hydra_config=True)  # fmt: skip
     except _COMPOSE_ERRORS as e:
-        raise BadInput(explain(e)) from None
+        raise BadInput(explain(e, preset_overrides(preset) + hydra_over)) from None
     params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
     grid = _combinations(params + point_over)
     explicit = OmegaConf.to_container(master.points) if master.get("points") else []
@@ -204,7 +204,7 @@ def compose(point: list[str] = (), preset: Path | None = None, extra: list[str] 
         except OverrideParseException as e:
             raise BadInput(f"bad override: {str(e).splitlines()[0]}") from None
         except _COMPOSE_ERRORS as e:
-            raise BadInput(explain(e)) from None
+            raise BadInput(explain(e, preset_overrides(preset) + list(extra) + list(point))) from None
     return typed(cfg, point)
 
 
@@ -252,8 +252,12 @@ def teacher_config(student: Config) -> Config:
 # ---------------------------------------------------------------- errors
 
 
-def _valid_keys(key: str) -> list[str]:
-    node = hydra_compose(CONFIG_NAME)
+def _valid_keys(key: str, overrides=()) -> list[str]:
+    """The keys beside ``key``'s last part, in the config that ``overrides``' group choices
+    (model=rnn, a preset's defaults) compose."""
+    key_of = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
+    groups = [o for o in overrides if "." not in key_of(o) or key_of(o).startswith("hydra.")]
+    node = hydra_compose(CONFIG_NAME, overrides=groups)
     for part in key.split(".")[:-1]:
         node = node.get(part) if hasattr(node, "get") else None
         if node is None:
@@ -261,8 +265,8 @@ def _valid_keys(key: str) -> list[str]:
     return list(node.keys()) if hasattr(node, "keys") else []
 
 
-def explain(error: Exception) -> str:
-    """One line for a Hydra or OmegaConf composition error."""
+def explain(error: Exception, overrides=()) -> str:
+    """One line for a Hydra or OmegaConf composition error of ``overrides``."""
     if isinstance(error, MissingConfigException):
         group, _, wanted = (error.missing_cfg_file or "").rpartition("/")
         options = [o for o in (error.options or []) if not o.endswith("_schema")]
@@ -275,9 +279,10 @@ def explain(error: Exception) -> str:
     if "Could not override" in text or "not in struct" in detail or "Could not append" in text:
         key = text.split("'")[1] if "'" in text else ""
         with contextlib.suppress(Exception):
-            valid = _valid_keys(key)
+            valid = _valid_keys(key, overrides)
             if valid:
                 near = difflib.get_close_matches(key.split(".")[-1], valid, n=1)
+                near = [n for n in near if n != key.split(".")[-1]]
                 hint = f" (did you mean '{'.'.join(key.split('.')[:-1] + near)}'?)" if near else ""
                 where = key.rsplit(".", 1)[0] if "." in key else "the config"
                 return f"unknown key '{key}'{hint}; {where} has: {', '.join(valid)}"
