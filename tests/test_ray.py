@@ -19,6 +19,8 @@ RAY = ["hydra/launcher=ray", "hydra.launcher.num_cpus=2"]
 
 @pytest.mark.slow
 def test_ray_runs_each_point_once_and_a_failure_is_its_row(in_tmp, monkeypatch):
+    """Four points on a local Ray instance: a failing one is its own row and the others go
+    on; retried, it alone trains again, and the sweep has four ok rows, each once."""
     monkeypatch.setenv("SCALING_FAULT", "raise@1:width=8")  # the workers inherit it
     args = ["model=faulty", "model.width=4,8,12,16", *TINY, *RAY]
     assert main(["sweep", *args]) == 1  # a point failed; the others went on
@@ -26,6 +28,13 @@ def test_ray_runs_each_point_once_and_a_failure_is_its_row(in_tmp, monkeypatch):
     assert len(df) == 4 and df["point_id"].is_unique
     assert df.loc[8, "status"] == "failed" and "boom" in df.loc[8, "error"]
     assert set(df.drop(8)["status"]) == {"ok"}
+    monkeypatch.delenv("SCALING_FAULT")
+    before = dict(zip(df["point_id"], df["finished_at"]))
+    assert main(["sweep", *args, "--retry-failed"]) == 0  # only the failed point trains again
+    after = collect(in_tmp / "outputs" / "mlp_width")
+    assert len(after) == 4 and after["point_id"].is_unique and set(after["status"]) == {"ok"}
+    again = [p for p, t in zip(after["point_id"], after["finished_at"]) if before[p] != t]
+    assert again == [df.loc[8, "point_id"]]
 
 
 @pytest.mark.slow
