@@ -18,40 +18,49 @@ FILE = "forecast.json"
 
 
 class Forecaster:
-    """Watches one member's history; forecasts once, at the first evaluation past its share
-    that has two before it."""
+    """Watches one member's history. At the first evaluation past its share that has two
+    before it, it reads the references and forecasts: that forecast is the row's. At every
+    evaluation after, it forecasts again from the same references at the new step, for the
+    progress display (a later forecast knows more of the run)."""
 
     def __init__(self, course, member, share: float):
         self.course, self.member = course, member
         self.at = math.ceil(share * course.steps)
-        self.done = member.point_dir is None or not 0 < share < 1
+        self.off = member.point_dir is None or not 0 < share < 1
+        self.refs = None  # (steps, val losses, peak lr, N, final loss) of each reference
 
     def update(self) -> Forecast | None:
         history = self.member.history
-        if self.done or not history or history[-1]["step"] < self.at:
+        if self.off or not history or history[-1]["step"] < self.at:
             return None
         step = int(history[-1]["step"])
         own = early_loss([h["step"] for h in history], [h["val_loss"] for h in history], step)
         if own is None:  # too few evaluations yet: the next one
             return None
-        self.done = True
-        refs = references(Path(self.member.point_dir), self.course, step)
+        first = self.refs is None
+        if first:
+            self.refs = references(Path(self.member.point_dir), self.course)
+        early = [early_loss(steps, losses, step) for steps, losses, *_ in self.refs]
+        refs = [(e, *ref[2:]) for e, ref in zip(early, self.refs) if e is not None]
         if not refs:
             return None
         early, lrs, sizes, finals = zip(*refs)
         size = self.member.row.get("params")
         lr = self.member.spec.lr  # its own peak (a pack's members may differ)
         forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, step)
-        if forecast is not None:
+        if forecast is None:
+            self.off = first  # too few references: they will not become more
+            return None
+        if first:
             self.member.row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
                                    forecast_hi=forecast.hi, forecast_step=step,
                                    forecast_refs=forecast.refs)  # fmt: skip
-            store.write_json(Path(self.member.point_dir) / FILE, forecast.__dict__)
+        store.write_json(Path(self.member.point_dir) / FILE, forecast.__dict__)
         return forecast
 
 
-def references(point_dir: Path, course, step: int) -> list[tuple]:
-    """(log loss at ``step``, peak lr, parameters, final loss) of each finished point beside
+def references(point_dir: Path, course) -> list[tuple]:
+    """(steps, val losses, peak lr, parameters, final loss) of each finished point beside
     ``point_dir`` that ran the same number of steps under the same schedule, whatever its
     peak lr."""
     out = []
@@ -62,11 +71,9 @@ def references(point_dir: Path, course, step: int) -> list[tuple]:
                 or not all(row.get(k) for k in ("lr", "val_loss", "params"))):  # fmt: skip
             continue
         h = store.read_history(other)
-        if h is None or not same_schedule(h, row["lr"], course):
-            continue
-        early = early_loss(h["step"].to_numpy(), h["val_loss"].to_numpy(), step)
-        if early is not None:
-            out.append((early, row["lr"], row["params"], row["val_loss"]))
+        if h is not None and same_schedule(h, row["lr"], course):
+            out.append((h["step"].to_numpy(), h["val_loss"].to_numpy(), row["lr"], row["params"],
+                        row["val_loss"]))  # fmt: skip
     return out
 
 
