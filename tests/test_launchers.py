@@ -124,3 +124,17 @@ def test_places_per_gpu_from_the_setting_or_the_free_memory(monkeypatch):
     assert slots_per_device(TrainerConfig(), small, 4 * need_bytes(small), 1) == 2  # half the free
     with pytest.raises(ValueError, match="gpu_slots"):
         TrainerConfig(gpu_slots=0)
+
+
+def test_without_nvml_a_gpus_free_memory_is_not_read(monkeypatch):
+    """No NVML (no driver, or no GPU): no reading, and a point is admitted on its place."""
+    import pynvml
+
+    from scaling.launch import resources
+
+    def no_driver():
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", no_driver)
+    assert resources.free_bytes(0) is None
+    assert resources._room(0, 10**12)

@@ -105,7 +105,8 @@ def job_resources(trainer, threads: int | None = None, params: int = 0):
         yield Resources(threads=threads)  # no GPU, or a scheduler's group
         return
     if nproc == 1:
-        slots = slots_per_device(trainer, params, torch.cuda.mem_get_info(0)[0], n_gpus)
+        free = free_bytes(0) or torch.cuda.get_device_properties(0).total_memory
+        slots = slots_per_device(trainer, params, free, n_gpus)
         with device_slot(n_gpus, slots=slots, admits=lambda i: _room(i, params)) as held:
             yield Resources(device=f"cuda:{held}", threads=threads)
         return
@@ -124,7 +125,26 @@ def job_resources(trainer, threads: int | None = None, params: int = 0):
 
 
 def _room(device: int, params: int) -> bool:
-    """Whether GPU ``device`` has the memory a point needs free now (or could never have it)."""
-    free, total = torch.cuda.mem_get_info(device)
-    need = need_bytes(params)
-    return free >= need or need > total
+    """Whether GPU ``device`` has the memory a point needs free now, or could never have it
+    (True where its free memory cannot be read)."""
+    free, need = free_bytes(device), need_bytes(params)
+    if free is None or free >= need:
+        return True
+    return need > torch.cuda.get_device_properties(device).total_memory
+
+
+def free_bytes(device: int) -> int | None:
+    """The free memory of CUDA device ``device`` (as this process numbers it) from NVML, which
+    reads it without opening a CUDA context on the device (``torch.cuda.mem_get_info`` would
+    leave one, some 500 MB, on every device a job looked at); None without NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        name = visible.split(",")[device].strip() if visible else str(device)
+        handle = (pynvml.nvmlDeviceGetHandleByIndex(int(name)) if name.isdigit()
+                  else pynvml.nvmlDeviceGetHandleByUUID(name))  # fmt: skip
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
+    except Exception:  # noqa: BLE001 - no NVML (package, driver or device): no reading
+        return None
