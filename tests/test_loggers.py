@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -220,6 +221,11 @@ def test_a_wandb_run_ends_in_its_points_state(tmp_path, monkeypatch, status, exi
     logger.log(1, {"step": 1, "val_loss": 1.0})
     logger.close({"status": status, "error": None if status == "ok" else "stopped"})
     [run] = tmp_path.glob("wandb/offline-run-*/*.wandb")
-    kinds = {r.WhichOneof("record_type"): r for r in _wandb_records(run)}
+    deadline = time.monotonic() + 30
+    while True:  # W&B's service may still be writing the run's last records
+        kinds = {r.WhichOneof("record_type"): r for r in _wandb_records(run)}
+        if "exit" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert kinds["exit"].exit.exit_code == exit_code
     assert ("preempting" in kinds) == preempted
