@@ -103,6 +103,24 @@ def test_a_gpu_runs_as_many_points_at_once_as_it_has_places(tmp_path):
     assert most == {0: 3, 1: 3}  # three at once on each, never a fourth
 
 
+def test_a_process_group_holds_whole_devices(tmp_path, monkeypatch):
+    from scaling.launch.resources import MAX_SLOTS, _place, _whole
+
+    single = _place(tmp_path, 0, 4)
+    assert single and _whole(tmp_path, 0) == []  # a point on the device: no group there
+    for lock in single:
+        lock.release()
+    group = _whole(tmp_path, 0)
+    assert len(group) == MAX_SLOTS and _place(tmp_path, 0, 4) == []  # nor points beside a group
+    for lock in group:
+        lock.release()
+    # places are the physical device's: GPU 3 seen as cuda:0 in one job, as cuda:1 in another
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    held = _place(tmp_path, 0, 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert held and _place(tmp_path, 1, 1) == [] and _place(tmp_path, 0, 1)
+
+
 def test_a_point_waits_for_a_device_with_room_then_runs_regardless(tmp_path):
     with device_slot(2, tmp_path, poll=0.01, admits=lambda i: i == 1) as got:
         assert got == 1  # device 0 has no room: the point goes where there is
@@ -124,6 +142,8 @@ def test_places_per_gpu_from_the_setting_or_the_free_memory(monkeypatch):
     assert slots_per_device(TrainerConfig(), small, 4 * need_bytes(small), 1) == 2  # half the free
     with pytest.raises(ValueError, match="gpu_slots"):
         TrainerConfig(gpu_slots=0)
+    with pytest.raises(ValueError, match="gpu_slots is at most 8"):
+        TrainerConfig(gpu_slots=9)
 
 
 def test_without_nvml_a_gpus_free_memory_is_not_read(monkeypatch):

@@ -141,8 +141,8 @@ class TrainerConfig:
     # at this share of its steps a point forecasts its final loss from the finished points of
     # its sweep with the same schedule (forecast_* columns, and the progress display); 0: never
     forecast: float = 0.25
-    # points at once on each GPU under a parallel launcher (hydra/launcher=local); None: as
-    # many as fit in half the free memory at 20 bytes per parameter + 512 MiB, at most 8
+    # points at once on each GPU under a parallel launcher (hydra/launcher=local), 1 to 8;
+    # None: as many as fit in half the free memory at 20 bytes per parameter + 512 MiB
     gpu_slots: int | None = None
     # capture each training step as one CUDA graph and replay it (small models on a GPU, whose
     # steps wait on kernel launches); ignored off CUDA, with grad accumulation, fp16, process
@@ -158,6 +158,8 @@ class TrainerConfig:
         positive(self, "steps", "epochs", "tokens_per_param", "target_flops", "batch_size",
                  "eval_interval", "early_stop_patience", "threads", "checkpoint_every",
                  "pack_seeds", "nproc", "micro_batch_size", "gpu_slots")  # fmt: skip
+        if self.gpu_slots is not None and self.gpu_slots > 8:
+            raise ValueError(f"trainer.gpu_slots is at most 8, got {self.gpu_slots}")
         if not 0 <= self.forecast < 1:
             raise ValueError(f"trainer.forecast is a share of the steps in [0, 1), got {self.forecast}")
 

@@ -17,50 +17,77 @@ from ..training.runner import Resources
 GPU_LOCKS = Path(tempfile.gettempdir()) / "scaling-gpu-locks"
 
 
+MAX_SLOTS = 8  # places a device can have; a process group holds them all
+
+
 @contextlib.contextmanager
 def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, count: int = 1,
                 slots: int = 1, admits=None, patience: float = 60.0):  # fmt: skip
     """Hold ``count`` of ``n_devices`` devices for the duration of the block: yields their indices
     (one index when ``count`` is 1).
 
-    Each device has ``slots`` places, a point of one process takes one; a process group takes
-    the first place of ``count`` devices. A lock file per place, so concurrent jobs on
-    one machine (joblib workers, several sweeps) never crowd a device beyond its places and
-    none runs on none; a job that finds too few free waits, holding none. ``admits(i)`` says
-    whether device ``i`` has room now (its free memory); after ``patience`` seconds of no room
-    anywhere a job takes a free place regardless (an out-of-memory error is then its row). The
-    locks are released if the job dies.
+    Each device has ``slots`` places; a point of one process takes one, a process group every
+    place of ``count`` devices. A lock file per place, named by the physical device (through
+    ``CUDA_VISIBLE_DEVICES``), so concurrent jobs on one machine (joblib workers, Ray tasks,
+    several sweeps) never crowd a device beyond its places and none runs on none; a job that
+    finds too few free waits, holding none. ``admits(i)`` says whether device ``i`` has room
+    now (its free memory); once a free place has been refused for ``patience`` seconds, a job
+    takes it regardless (an out-of-memory error is then its row). The locks are released if
+    the job dies.
     """
-    slots = 1 if count > 1 else slots
-    waited = time.monotonic()
+    refused_since = None
     while True:
-        held = []
-        impatient = time.monotonic() - waited > patience
+        held, refused = [], False
+        impatient = refused_since is not None and time.monotonic() - refused_since > patience
         try:
             for i in range(n_devices):
+                places = _whole(lock_dir, i) if count > 1 else _place(lock_dir, i, slots)
+                if not places:
+                    continue
                 if admits is not None and not impatient and not admits(i):
+                    refused = True
+                    for place in places:
+                        place.release()
                     continue
-                place = _place(lock_dir, i, slots)
-                if place is None:
-                    continue
-                held.append((i, place))
+                held.append((i, places))
                 if len(held) == count:
                     yield held[0][0] if count == 1 else [i for i, _ in held]
                     return
         finally:  # after the block, or when too few were free
-            for _, place in held:
-                place.release()
+            for _, places in held:
+                for place in places:
+                    place.release()
+        refused_since = (refused_since or time.monotonic()) if refused else None
         time.sleep(poll)
 
 
-def _place(lock_dir: Path, device: int, slots: int):
-    """A free place on ``device``, locked, or None."""
-    for j in range(slots):
-        name = f"device{device}.lock" if j == 0 else f"device{device}.slot{j}.lock"
-        place = store.try_lock(lock_dir / name)
+def _lock_name(device: int, j: int) -> str:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",")] if visible else []
+    physical = ids[device] if device < len(ids) else str(device)
+    return f"device{physical}.lock" if j == 0 else f"device{physical}.slot{j}.lock"
+
+
+def _place(lock_dir: Path, device: int, slots: int) -> list:
+    """A free place on ``device``, locked (a list of its one lock), or an empty list."""
+    for j in range(min(slots, MAX_SLOTS)):
+        place = store.try_lock(lock_dir / _lock_name(device, j))
         if place is not None:
-            return place
-    return None
+            return [place]
+    return []
+
+
+def _whole(lock_dir: Path, device: int) -> list:
+    """Every place of ``device``, locked, or none (an empty list) when any is taken."""
+    held = []
+    for j in range(MAX_SLOTS):
+        place = store.try_lock(lock_dir / _lock_name(device, j))
+        if place is None:
+            for other in held:
+                other.release()
+            return []
+        held.append(place)
+    return held
 
 
 PER_PARAM = 20  # bytes a trained parameter holds: fp32 weight, gradient, Adam's two moments, slack
@@ -77,7 +104,7 @@ def slots_per_device(trainer, params: int, free: int, n_devices: int) -> int:
     (``need_bytes`` each), at most 8 and at most the CPU cores per GPU (each process launches
     its own kernels)."""
     if trainer.gpu_slots:
-        return trainer.gpu_slots
+        return min(trainer.gpu_slots, MAX_SLOTS)
     cores = max(1, (os.cpu_count() or 1) // max(1, n_devices))
     return max(1, min(8, cores, free // 2 // need_bytes(params)))
 
@@ -105,7 +132,8 @@ def job_resources(trainer, threads: int | None = None, params: int = 0):
         yield Resources(threads=threads)  # no GPU, or a scheduler's group
         return
     if nproc == 1:
-        free = free_bytes(0) or torch.cuda.get_device_properties(0).total_memory
+        free = free_bytes(0)
+        free = torch.cuda.get_device_properties(0).total_memory if free is None else free
         slots = slots_per_device(trainer, params, free, n_gpus)
         with device_slot(n_gpus, slots=slots, admits=lambda i: _room(i, params)) as held:
             yield Resources(device=f"cuda:{held}", threads=threads)

@@ -20,11 +20,13 @@ from .steppers import Single
 WARM = 3  # eager steps before the capture
 
 
-def graphs_apply(tr, device: torch.device, members: int) -> bool:
+def graphs_apply(tr, device: torch.device, members: int, optimizer: str = "adamw") -> bool:
     """Whether a point's step can be captured: one model on a CUDA device, one micro-batch per
-    step, no fp16 loss scaling, no process group and no torch.compile (its own graphs)."""
+    step, no fp16 loss scaling, no process group, no torch.compile (its own graphs), and
+    AdamW (SGD's foreach step reads a tensor lr back to the host, which a capture forbids)."""
     return (tr.cuda_graphs and device.type == "cuda" and members == 1 and tr.grad_accum == 1
-            and tr.precision != "fp16" and not tr.group and not tr.compile)  # fmt: skip
+            and tr.precision != "fp16" and not tr.group and not tr.compile
+            and optimizer == "adamw")  # fmt: skip
 
 
 def capturable(opt: torch.optim.Optimizer, device: torch.device) -> torch.optim.Optimizer:
@@ -41,6 +43,11 @@ class Graphed(Single):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.graph, self.static, self.warm, self.eager = None, None, WARM, False
+        self.side = torch.cuda.Stream(self.device)  # one, for the warm-up steps
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)  # a checkpoint's lr comes back a number, or on the CPU
+        capturable(self.opt, self.device)
 
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -57,13 +64,17 @@ class Graphed(Single):
             captured = self._capture(x, y)
             if captured is not None:
                 return captured
-        self.warm = max(0, self.warm - 1)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
+        if self.eager:  # the capture failed: plain steps on the current stream
             loss = self._compute(x, y)
             self.opt.zero_grad(set_to_none=True)
-        torch.cuda.current_stream(self.device).wait_stream(side)
+            return loss
+        self.warm -= 1
+        current = torch.cuda.current_stream(self.device)
+        self.side.wait_stream(current)
+        with torch.cuda.stream(self.side):
+            loss = self._compute(x, y)
+            self.opt.zero_grad(set_to_none=True)
+        current.wait_stream(self.side)
         return loss
 
     def _compute(self, x, y) -> torch.Tensor:
@@ -81,10 +92,12 @@ class Graphed(Single):
         static_x, static_y = x.clone(), y.clone()
         graph = torch.cuda.CUDAGraph()
         self.opt.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
+        current = torch.cuda.current_stream(self.device)
         try:
             with torch.cuda.graph(graph):
                 loss = self._compute(static_x, static_y)
         except Exception as e:  # noqa: BLE001 - an uncapturable step trains eagerly instead
+            torch.cuda.set_stream(current)  # a failed capture can leave its own stream current
             warnings.warn(f"trainer.cuda_graphs: the step could not be captured ({e}); "
                           "training on without a graph", stacklevel=2)  # fmt: skip
             self.eager = True  # never again

@@ -206,7 +206,7 @@ def _stepper(members, models, data, objective, group, device, dtype):
     opt = make_opt(dict(model.named_parameters()))
     if tr.compile:
         train_model = torch.compile(train_model)
-    if graphs_apply(tr, device, len(members)):
+    if graphs_apply(tr, device, len(members), cfg.optim.name):
         return Graphed(model, train_model, capturable(opt, device), objective, batches, cfg.optim,
                        tr, autocast, device, data, eval_batch, group)  # fmt: skip
     return Single(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
