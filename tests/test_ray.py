@@ -60,3 +60,16 @@ def test_a_killed_ray_sweep_resumes_without_retraining_finished_points(in_tmp):
     assert len(after) == 6 and all(v["status"] == "ok" for v in after.values())
     assert all(after[k]["finished_at"] == t for k, t in before.items())  # not trained again
     assert collect(sweep_dir)["point_id"].is_unique
+
+
+def test_ray_init_options_reach_ray_as_plain_containers():
+    """Hydra hands the launcher its settings as OmegaConf nodes; ray.init checks the types of
+    a runtime_env's lists and dicts."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.scaling_ray.launcher import RayLauncher
+
+    init = OmegaConf.create({"runtime_env": {"pip": ["numpy"], "env_vars": {"A": "1"}}})
+    launcher = RayLauncher(init=init)
+    assert type(launcher.init["runtime_env"]["pip"]) is list
+    assert type(launcher.init["runtime_env"]["env_vars"]) is dict

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
+from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,12 @@ class RayLauncher(Launcher):
                  init: dict | None = None) -> None:  # fmt: skip
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.cpus_per_task, self.gpus_per_task = cpus_per_task, gpus_per_task
-        self.init = dict(init or {})  # anything else for ray.init (runtime_env, namespace…)
+        # anything else for ray.init (runtime_env, namespace…), as plain containers
+        self.init = (
+            OmegaConf.to_container(init, resolve=True)
+            if OmegaConf.is_config(init)
+            else dict(init or {})
+        )
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
@@ -39,8 +45,10 @@ class RayLauncher(Launcher):
             ray.init(address=self.address, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                      include_dashboard=False, log_to_driver=True, **self.init)  # fmt: skip
         log.info(f"Ray is launching {len(job_overrides)} jobs")
-        task = ray.remote(execute_job).options(num_cpus=self.cpus_per_task,
-                                               num_gpus=self.gpus_per_task, max_retries=0)  # fmt: skip
+        # a GPU task gets a fresh worker (max_calls=1): no CUDA context of an earlier job's GPU
+        task = ray.remote(max_calls=1 if self.gpus_per_task else 0)(execute_job).options(
+            num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=0
+        )
         state = Singleton.get_state()
         refs = []
         for idx, overrides in enumerate(job_overrides):
@@ -48,14 +56,24 @@ class RayLauncher(Launcher):
             refs.append(task.remote(initial_job_idx + idx, list(overrides), self.hydra_context,
                                     self.config, self.task_function, state))  # fmt: skip
         try:
-            return ray.get(refs)
+            return [_result(ray, ref) for ref in refs]
         except KeyboardInterrupt:
             for ref in refs:
-                ray.cancel(ref)  # each task's point ends as interrupted, as under joblib
+                ray.cancel(ref)  # a running task's point ends as interrupted, as under joblib
+            ray.wait(refs, num_returns=len(refs), timeout=30)  # while they write their rows
             raise
         finally:
             if started:
                 ray.shutdown()
+
+
+def _result(ray, ref) -> JobReturn:
+    """A task's JobReturn; a task that Ray lost (its worker died, its memory monitor killed
+    it) is a failed job, and the others go on."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:
+        return JobReturn(status=JobStatus.FAILED, _return_value=e)
 
 
 def execute_job(idx: int, overrides: list, hydra_context, config, task_function,
