@@ -105,7 +105,7 @@ class SweepProgress:
                 wall = row.get("wall_time_s")
                 wall_s = f"{wall:.1f}s" if isinstance(wall, float) else ""
                 ahead = row.get("forecast_loss")
-                if isinstance(ahead, float) and isinstance(loss, float):
+                if isinstance(ahead, float) and isinstance(loss, float) and loss > 0:
                     loss_s += f" (forecast {ahead:.4f}, {ahead / loss - 1:+.1%})"
                 console.print(
                     f"[{style}]{row['status']:>11}[/] {p['label']:<24} N={p['params']:>10,}  {loss_s}  {wall_s}"

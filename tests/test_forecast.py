@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.analysis.curves import early_loss, loss_to_loss
+from scaling.analysis.curves import early_loss, loss_at, loss_to_loss
 from scaling.cli import main
 from scaling.config.schema import OptimConfig
 from scaling.store import collect
@@ -67,6 +67,17 @@ def test_too_few_finished_runs_give_no_forecast():
         is None
     )
     assert early_loss(STEPS, losses[0], 150) is None  # one evaluation is not enough
+
+
+def test_a_run_unlike_its_references_in_what_they_share_gets_no_forecast():
+    losses, lrs, sizes, finals = _curves(np.random.default_rng(3), 8)
+    early = [early_loss(STEPS, curve, 500) for curve in losses]
+    one = [0.01] * 8  # every reference at one lr, the run at another: no basis
+    assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.01, sizes[7], 500)
+    assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.02, sizes[7], 500) is None
+    # a reference evaluated at other steps is read at the run's own steps, or not at all
+    assert loss_at(STEPS, losses[0], [400, 500]) == pytest.approx(early[0])
+    assert loss_at(np.arange(150, 2001, 150), losses[0][:13], [400, 500]) is None
 
 
 def test_only_runs_of_the_same_schedule_are_references():

@@ -39,6 +39,19 @@ def early_loss(steps, losses, upto: int, last: int = 2) -> float | None:
     return float(np.mean(np.log(seen)))
 
 
+def loss_at(steps, losses, at) -> float | None:
+    """The mean log loss at exactly the steps ``at`` (None where one is missing or not a
+    positive finite loss): a reference read at a running point's own evaluations."""
+    steps, losses = np.asarray(steps), np.asarray(losses, float)
+    found = [losses[steps == s] for s in at]
+    if any(len(f) == 0 for f in found):
+        return None
+    seen = np.array([f[-1] for f in found])
+    if not np.all(np.isfinite(seen)) or np.any(seen <= 0):
+        return None
+    return float(np.mean(np.log(seen)))
+
+
 def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: float, step: int,
                  level: float = 0.9) -> Forecast | None:  # fmt: skip
     """The final loss of a run whose log loss at ``step`` is ``early0``, with peak lr ``lr0``
@@ -55,6 +68,8 @@ def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: fl
         if np.ptp(logs) > 1e-9:
             columns.append(logs)
             x0.append(math.log(value))
+        elif abs(math.log(value) - logs[0]) > 1e-9:
+            return None
     X, x0 = np.stack(columns, 1), np.asarray(x0)
     dof = len(finals) - X.shape[1]
     if dof < 2:
@@ -68,4 +83,4 @@ def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: fl
     return Forecast(math.exp(mid), math.exp(mid - half), math.exp(mid + half), step, len(finals))
 
 
-__all__ = ["Forecast", "early_loss", "loss_to_loss"]
+__all__ = ["Forecast", "early_loss", "loss_at", "loss_to_loss"]

@@ -11,67 +11,75 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
-from ..analysis.curves import Forecast, early_loss, loss_to_loss
+from ..analysis.curves import Forecast, loss_at, loss_to_loss
 from .optim import lr_at
 
 FILE = "forecast.json"
 
 
 class Forecaster:
-    """Watches one member's history. At the first evaluation past its share that has two
-    before it, it reads the references and forecasts: that forecast is the row's. At every
-    evaluation after, it forecasts again from the same references at the new step, for the
-    progress display (a later forecast knows more of the run)."""
+    """Watches one member's history. From the first evaluation past its share that has two
+    before it, it forecasts at every evaluation from the references: the first forecast is
+    the row's, every later one (it knows more of the run) is the progress display's. The
+    references are read until the row has its forecast, then kept."""
 
     def __init__(self, course, member, share: float):
         self.course, self.member = course, member
         self.at = math.ceil(share * course.steps)
         self.off = member.point_dir is None or not 0 < share < 1
         self.refs = None  # (steps, val losses, peak lr, N, final loss) of each reference
+        self.recorded = False  # the row has its forecast
 
     def update(self) -> Forecast | None:
         history = self.member.history
-        if self.off or not history or history[-1]["step"] < self.at:
+        if self.off or len(history) < 2 or history[-1]["step"] < self.at:
             return None
-        step = int(history[-1]["step"])
-        own = early_loss([h["step"] for h in history], [h["val_loss"] for h in history], step)
-        if own is None:  # too few evaluations yet: the next one
+        steps = [int(h["step"]) for h in history[-2:]]
+        own = loss_at(steps, [h["val_loss"] for h in history[-2:]], steps)
+        if own is None:
             return None
-        first = self.refs is None
-        if first:
-            self.refs = references(Path(self.member.point_dir), self.course)
-        early = [early_loss(steps, losses, step) for steps, losses, *_ in self.refs]
-        refs = [(e, *ref[2:]) for e, ref in zip(early, self.refs) if e is not None]
+        if not self.recorded:  # finished points may have joined since the last evaluation
+            self.refs = references(Path(self.member.point_dir), self.course, self.member.row)
+        refs = [(loss_at(s, losses, steps), *rest) for s, losses, *rest in self.refs]
+        refs = [r for r in refs if r[0] is not None]  # evaluated at the same steps
         if not refs:
             return None
         early, lrs, sizes, finals = zip(*refs)
         size = self.member.row.get("params")
         lr = self.member.spec.lr  # its own peak (a pack's members may differ)
-        forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, step)
+        forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, steps[-1])
         if forecast is None:
-            self.off = first  # too few references: they will not become more
             return None
-        if first:
+        if not self.recorded:
+            self.recorded = True
             self.member.row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
-                                   forecast_hi=forecast.hi, forecast_step=step,
+                                   forecast_hi=forecast.hi, forecast_step=forecast.step,
                                    forecast_refs=forecast.refs)  # fmt: skip
         store.write_json(Path(self.member.point_dir) / FILE, forecast.__dict__)
         return forecast
 
 
-def references(point_dir: Path, course) -> list[tuple]:
+MATCH = ("dataset", "family", "task", "batch_size")  # what a reference trained, as the point
+
+
+def references(point_dir: Path, course, own: dict) -> list[tuple]:
     """(steps, val losses, peak lr, parameters, final loss) of each finished point beside
-    ``point_dir`` that ran the same number of steps under the same schedule, whatever its
-    peak lr."""
+    ``point_dir`` that trained the same task on the same data, with the same batch, for the
+    same number of steps under the same schedule, whatever its peak lr and size."""
     out = []
     for other in sorted(point_dir.parent.glob("*")):
         row = store.read_result(other)
         if (other == point_dir or row is None or row["status"] != "ok"
                 or row.get("role") == "trunk" or row.get("steps") != course.steps
+                or any(row.get(k) != own.get(k) for k in MATCH)
                 or not all(row.get(k) for k in ("lr", "val_loss", "params"))):  # fmt: skip
             continue
         h = store.read_history(other)
-        if h is not None and same_schedule(h, row["lr"], course):
+        if (
+            h is not None
+            and {"step", "val_loss", "lr"} <= set(h)
+            and same_schedule(h, row["lr"], course)
+        ):
             out.append((h["step"].to_numpy(), h["val_loss"].to_numpy(), row["lr"], row["params"],
                         row["val_loss"]))  # fmt: skip
     return out

@@ -70,7 +70,11 @@ class Member:
             store.write_history(self.point_dir, self.history)
         self.logger.log(step, self.history[-1])
         if self.forecaster is not None:
-            self.forecaster.update()
+            try:
+                self.forecaster.update()
+            except Exception as e:  # noqa: BLE001 - a forecast is an extra: never a point's failure
+                warnings.warn(f"forecast: {type(e).__name__}: {e}", stacklevel=1)
+                self.forecaster = None
         self.row["steps"] = step
         val = metrics["val_loss"]
         self.best, self.stale = (val, 0) if val < self.best else (self.best, self.stale + 1)
