@@ -6,7 +6,9 @@ to linear in the log of the loss at a given step, the log of the peak lr and the
 size (across the default study's widths, log L_final ≈ 2.2·log L(25%) + c). A single curve's
 first quarter does not pin down a curve law such as L0 + A·S1^-α − C·S2 (the annealing term C has
 hardly been seen), so each point borrows the shape of its finished siblings instead. The
-interval is least squares' prediction interval (Student's t) in log loss.
+interval is a prediction interval in log loss (Student's t) whose scale comes from the runs'
+leave-one-out errors: on the default study's points it held 86% of final losses for 90%,
+where the residuals' scale held 77%.
 """
 
 from __future__ import annotations
@@ -75,9 +77,13 @@ def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: fl
     if dof < 2:
         return None
     coef, *_ = np.linalg.lstsq(X, finals, rcond=None)
-    resid = finals - X @ coef
-    s2 = float(resid @ resid) / dof
-    leverage = float(x0 @ np.linalg.pinv(X.T @ X) @ x0)
+    inverse = np.linalg.pinv(X.T @ X)
+    # the scale of the errors from each run's leave-one-out prediction (PRESS residuals):
+    # wider than the residuals' where the relation bends, as new runs find it does
+    h = np.clip(np.einsum("ij,jk,ik->i", X, inverse, X), 0.0, 0.99)
+    press = (finals - X @ coef) / (1 - h)
+    s2 = float(press @ press) / len(finals)
+    leverage = float(x0 @ inverse @ x0)
     half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(s2 * (1 + leverage))
     mid = float(x0 @ coef)
     return Forecast(math.exp(mid), math.exp(mid - half), math.exp(mid + half), step, len(finals))
