@@ -48,27 +48,36 @@ def _planned(name: str, preset: Path | None, overrides: list[str]) -> tuple[list
     grid = [s for job in sweep.deferred for s in job]
     if grid[0].cfg.tune.check:  # the largest size twice more, beside its lr
         largest = max(grid, key=lambda s: s.params["total"])
-        first += [replace(largest, role="tuning", label=f"{largest.label} check")] * 2
+        first += [
+            replace(largest, role="tuning", label=f"{largest.label} check", job=f"check {k}")
+            for k in (1, 2)
+        ]  # each its own job
     return first, grid
 
 
 def dry_run(name: str, preset: Path | None, overrides: list[str]) -> pd.DataFrame:
     """Every point the sweep would train (tuning runs first), planned, with its time and peak
-    memory estimated from a few timed steps of each distinct model on this machine."""
+    memory estimated from a few timed steps of each distinct job on this machine: a pack
+    (packed seeds, a packed lr grid) is timed packed, and its time shared by its points."""
     tuning, grid = _planned(name, preset, overrides)
-    timed, rows = {}, []
+    jobs: dict = {}
     for s in tuning + grid:
-        key = json.dumps([asdict(s.cfg.model), asdict(s.cfg.data), s.cfg.trainer.batch_size],
+        jobs.setdefault(s.job or s.point_id, []).append(s)
+    timed, rows = {}, []
+    for job in jobs.values():
+        s, k = job[0], len(job)
+        key = json.dumps([asdict(s.cfg.model), asdict(s.cfg.data), s.cfg.trainer.batch_size, k],
                          sort_keys=True, default=str)  # fmt: skip
         if key not in timed:
-            timed[key] = time_point(s, steps=21, warmup=5)
+            timed[key] = time_point(job, steps=21, warmup=5)
         t = timed[key]
         evals = s.steps // s.cfg.trainer.eval_interval + 1
-        rows.append(_row(s) | {"label": s.label, "steps": s.steps,
-                               "device": resolve_device(s.cfg.trainer.device).type,
-                               "flops_per_step": s.flops["total"],
-                               "time_s": s.steps * t["step_s"] + evals * t["eval_s"] + OVERHEAD_S,
-                               "peak_memory_bytes": t["peak_memory_bytes"]})  # fmt: skip
+        share = (s.steps * t["step_s"] + k * evals * t["eval_s"] + OVERHEAD_S) / k
+        for member in job:
+            rows.append(_row(member) | {"label": member.label, "steps": member.steps,
+                                        "device": resolve_device(member.cfg.trainer.device).type,
+                                        "flops_per_step": member.flops["total"], "time_s": share,
+                                        "peak_memory_bytes": t["peak_memory_bytes"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 

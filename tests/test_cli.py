@@ -206,8 +206,11 @@ def test_presets_are_listed_and_a_config_printed_without_writing(in_tmp, capsys)
     info = capsys.readouterr().out
     assert "model: mlp, cnn" in info and "logger: csv" in info and "hydra/launcher: basic" in info
     assert main(["sweep", "model.width=4,8", *TINY, "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # the terminal's line breaks aside
     assert "2 points, dry run" in out and "nothing was written" in out
+    # a pack is timed packed, and its time shared by its seeds
+    assert main(["sweep", "model.width=4", *TINY, "trainer.pack_seeds=3", "--dry-run"]) == 0
+    assert "3 points, dry run" in capsys.readouterr().out
     assert not (in_tmp / "outputs").exists()
 
 

@@ -82,17 +82,19 @@ def train_points(
     return [m.row for m in members]
 
 
-def time_point(spec, steps: int = 5, warmup: int = 2) -> dict:
-    """A planned point's cost on this machine from a few real steps, nothing written: seconds
-    per training step, seconds per evaluation, and peak memory (bytes)."""
-    members, group, device, dtype = _members([spec], [None], HERE)
-    cfg = spec.cfg
+def time_point(specs, steps: int = 5, warmup: int = 2) -> dict:
+    """A planned job's cost on this machine from a few real steps, nothing written: seconds
+    per training step, seconds per evaluation of one of its points, and peak memory (bytes).
+    ``specs``: one point, or a pack's points (timed packed, as they train)."""
+    specs = list(specs) if isinstance(specs, (list, tuple)) else [specs]
+    members, group, device, dtype = _members(specs, [None] * len(specs), HERE)
+    cfg = specs[0].cfg
     seed_everything(cfg.trainer.seed)
     data = load_data(cfg.data)
-    model = build_model(cfg.model, data.spec).to(device)
+    models = [build_model(s.cfg.model, data.spec).to(device) for s in specs]
     objective = distill.objective(loss_fn_for(data.spec.task), None, 0.0, cfg.distill.temperature)
-    stepper = _stepper(members, [model], data, objective, group, device, dtype)
-    stepper.set_lr(spec.lr)
+    stepper = _stepper(members, models, data, objective, group, device, dtype)
+    stepper.set_lr(specs[0].lr)
     with measure.PeakMemory(device) as mem:
         for _ in range(warmup):
             stepper.step()
@@ -107,7 +109,8 @@ def time_point(spec, steps: int = 5, warmup: int = 2) -> dict:
         start = time.perf_counter()
         stepper.evaluate(0)
         eval_s = time.perf_counter() - start
-    members[0].logger.close(members[0].row)
+    for m in members:
+        m.logger.close(m.row)
     return {"step_s": step_s, "eval_s": eval_s, "peak_memory_bytes": mem.peak}
 
 
