@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.analysis.curves import early_loss, loss_at, loss_to_loss
+from scaling.analysis.curves import loss_at, loss_to_loss
 from scaling.cli import main
 from scaling.config.schema import OptimConfig
 from scaling.store import collect
@@ -34,7 +34,7 @@ def _curves(rng, n, noise=0.0):
 
 def test_the_final_loss_of_a_known_curve_is_forecast_from_its_first_quarter():
     losses, lrs, sizes, finals = _curves(np.random.default_rng(0), 9)
-    early = [early_loss(STEPS, curve, 500) for curve in losses]
+    early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
     f = loss_to_loss(early[:8], lrs[:8], sizes[:8], finals[:8], early[8], lrs[8], sizes[8], 500)
     assert f.loss == pytest.approx(finals[8], rel=1e-9)  # the relation is exact: so is the forecast
     assert f.lo <= f.loss <= f.hi and f.refs == 8 and f.step == 500
@@ -47,7 +47,7 @@ def test_the_forecast_interval_holds_the_final_loss_as_often_as_it_says():
     inside = []
     for _ in range(300):
         losses, lrs, sizes, finals = _curves(rng, 12, noise=0.03)
-        early = [early_loss(STEPS, curve, 500) for curve in losses]
+        early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
         f = loss_to_loss(early[:11], lrs[:11], sizes[:11], finals[:11], early[11], lrs[11],
                          sizes[11], 500)  # fmt: skip
         inside.append(f.lo <= finals[11] <= f.hi)
@@ -57,7 +57,7 @@ def test_the_forecast_interval_holds_the_final_loss_as_often_as_it_says():
 
 def test_too_few_finished_runs_give_no_forecast():
     losses, lrs, sizes, finals = _curves(np.random.default_rng(2), 6)
-    early = [early_loss(STEPS, curve, 500) for curve in losses]
+    early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
     one = [1e4] * 6  # one size: its column drops out
     # (1, early, log lr): three coefficients need five runs for two degrees of freedom
     assert loss_to_loss(early[:4], lrs[:4], one[:4], finals[:4], early[5], lrs[5], 1e4, 500) is None
@@ -67,17 +67,18 @@ def test_too_few_finished_runs_give_no_forecast():
         loss_to_loss(early[:5], lrs[:5], sizes[:5], finals[:5], early[5], lrs[5], sizes[5], 500)
         is None
     )
-    assert early_loss(STEPS, losses[0], 150) is None  # one evaluation is not enough
+    assert loss_at(STEPS, losses[0], [150, 200]) is None  # no evaluation at step 150
+    assert loss_at([100, 200], [0.5, float("nan")], [100, 200]) is None  # nor a loss to read
 
 
 def test_a_run_unlike_its_references_in_what_they_share_gets_no_forecast():
     losses, lrs, sizes, finals = _curves(np.random.default_rng(3), 8)
-    early = [early_loss(STEPS, curve, 500) for curve in losses]
+    early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
     one = [0.01] * 8  # every reference at one lr, the run at another: no basis
     assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.01, sizes[7], 500)
     assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.02, sizes[7], 500) is None
     # a reference evaluated at other steps is read at the run's own steps, or not at all
-    assert loss_at(STEPS, losses[0], [400, 500]) == pytest.approx(early[0])
+    assert early[0] == pytest.approx(np.mean(np.log(losses[0][3:5])))
     assert loss_at(np.arange(150, 2001, 150), losses[0][:13], [400, 500]) is None
 
 

@@ -31,16 +31,6 @@ class Forecast:
     refs: int  # finished runs of the same schedule it rests on
 
 
-def early_loss(steps, losses, upto: int, last: int = 2) -> float | None:
-    """The log loss at ``upto``: the mean log of the last ``last`` evaluations up to it (None
-    where fewer than ``last`` are there, or one is not finite)."""
-    steps, losses = np.asarray(steps), np.asarray(losses, float)
-    seen = losses[steps <= upto][-last:]
-    if len(seen) < last or not np.all(np.isfinite(seen)) or np.any(seen <= 0):
-        return None
-    return float(np.mean(np.log(seen)))
-
-
 def loss_at(steps, losses, at) -> float | None:
     """The mean log loss at exactly the steps ``at`` (None where one is missing or not a
     positive finite loss): a reference read at a running point's own evaluations."""
@@ -89,4 +79,4 @@ def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: fl
     return Forecast(math.exp(mid), math.exp(mid - half), math.exp(mid + half), step, len(finals))
 
 
-__all__ = ["Forecast", "early_loss", "loss_at", "loss_to_loss"]
+__all__ = ["Forecast", "loss_at", "loss_to_loss"]
