@@ -61,10 +61,16 @@ def device_slot(n_devices: int, lock_dir: Path = GPU_LOCKS, poll: float = 1.0, c
         time.sleep(poll)
 
 
-def _lock_name(device: int, j: int) -> str:
+def _physical(device: int) -> str:
+    """Which GPU this process's ``cuda:<device>`` is: its entry in ``CUDA_VISIBLE_DEVICES`` (an
+    index or a UUID), else its own index."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = [v.strip() for v in visible.split(",")] if visible else []
-    physical = ids[device] if device < len(ids) else str(device)
+    return ids[device] if device < len(ids) else str(device)
+
+
+def _lock_name(device: int, j: int) -> str:
+    physical = _physical(device)
     return f"device{physical}.lock" if j == 0 else f"device{physical}.slot{j}.lock"
 
 
@@ -106,7 +112,7 @@ def slots_per_device(trainer, params: int, free: int, n_devices: int) -> int:
     if trainer.gpu_slots:
         return min(trainer.gpu_slots, MAX_SLOTS)
     cores = max(1, (os.cpu_count() or 1) // max(1, n_devices))
-    return max(1, min(8, cores, free // 2 // need_bytes(params)))
+    return max(1, min(MAX_SLOTS, cores, free // 2 // need_bytes(params)))
 
 
 def threads_per_job(launcher: dict, nproc: int) -> int | None:
@@ -141,8 +147,7 @@ def job_resources(trainer, threads: int | None = None, params: int = 0):
     with device_slot(n_gpus, count=nproc) as held:
         # the group's torchrun sees only its GPUs
         before = os.environ.get("CUDA_VISIBLE_DEVICES")
-        visible = before.split(",") if before else [str(i) for i in range(n_gpus)]
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible[i] for i in held)
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(_physical(i) for i in held)
         try:
             yield Resources(threads=threads)
         finally:
@@ -169,8 +174,7 @@ def free_bytes(device: int) -> int | None:
         import pynvml
 
         pynvml.nvmlInit()
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        name = visible.split(",")[device].strip() if visible else str(device)
+        name = _physical(device)
         handle = (pynvml.nvmlDeviceGetHandleByIndex(int(name)) if name.isdigit()
                   else pynvml.nvmlDeviceGetHandleByUUID(name))  # fmt: skip
         return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
