@@ -38,7 +38,8 @@ def capturable(opt: torch.optim.Optimizer, device: torch.device) -> torch.optim.
 
 
 class Graphed(Single):
-    """``Single`` with its step captured as a CUDA graph after ``WARM`` eager steps."""
+    """``Single`` with its step captured as a CUDA graph after ``WARM`` eager steps: the same
+    ``_compute`` (one micro-batch, no loss scaling, so the scaler passes through)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,15 +77,6 @@ class Graphed(Single):
             self.opt.zero_grad(set_to_none=True)
         current.wait_stream(self.side)
         return loss
-
-    def _compute(self, x, y) -> torch.Tensor:
-        with self.autocast():
-            loss = self.objective(self.train_model(x), x, y)
-        loss.backward()
-        if self.clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip, foreach=True)
-        self.opt.step()
-        return loss.detach().float()
 
     def _capture(self, x, y) -> torch.Tensor | None:
         """Capture the step on static copies of ``x``, ``y`` and take it; None (and eager from

@@ -36,6 +36,13 @@ class Single:
     def step(self) -> torch.Tensor:
         """One optimizer step; its loss, detached."""
         x, y = next(self.batches)
+        loss = self._compute(x, y)
+        self.opt.zero_grad(set_to_none=True)
+        return loss
+
+    def _compute(self, x, y) -> torch.Tensor:
+        """Forward, backward, clipping and the update on one batch, the gradients left in place
+        (a CUDA graph captures this); the loss, detached."""
         if self.accum == 1:
             with self.autocast():
                 loss = self.objective(self.train_model(x), x, y)
@@ -53,7 +60,6 @@ class Single:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.scaler.step(self.opt)
         self.scaler.update()
-        self.opt.zero_grad(set_to_none=True)
         return loss.detach().float()  # 0-d: it adds into the loop's (1,) sum
 
     def train_losses(self, mean: torch.Tensor) -> list[float]:
