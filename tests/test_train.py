@@ -108,14 +108,13 @@ def test_cuda_graphs_apply_only_where_a_step_can_be_captured(point):
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     on = TrainerConfig(cuda_graphs=True)
-    assert graphs_apply(on, cuda, 1)
-    assert not graphs_apply(TrainerConfig(), cuda, 1)  # off unless asked
-    assert not graphs_apply(on, cpu, 1)
-    assert not graphs_apply(on, cuda, 8)  # packed seeds
-    assert not graphs_apply(on, cuda, 1, "sgd")  # its foreach step reads the lr on the host
+    assert graphs_apply(on, cuda)
+    assert not graphs_apply(TrainerConfig(), cuda)  # off unless asked
+    assert not graphs_apply(on, cpu)
+    assert not graphs_apply(on, cuda, "sgd")  # its foreach step reads the lr on the host
     for other in ({"precision": "fp16"}, {"compile": True}, {"nproc": 2},
                   {"micro_batch_size": 32}):  # fmt: skip
-        assert not graphs_apply(TrainerConfig(cuda_graphs=True, **other), cuda, 1), other
+        assert not graphs_apply(TrainerConfig(cuda_graphs=True, **other), cuda), other
     # on a CPU the setting changes nothing: the same losses as without it
     from scaling import train_point
 

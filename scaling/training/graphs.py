@@ -15,16 +15,17 @@ import warnings
 
 import torch
 
-from .steppers import Single
+from .steppers import Packed, Single
 
 WARM = 3  # eager steps before the capture
 
 
-def graphs_apply(tr, device: torch.device, members: int, optimizer: str = "adamw") -> bool:
-    """Whether a point's step can be captured: one model on a CUDA device, one micro-batch per
-    step, no fp16 loss scaling, no process group, no torch.compile (its own graphs), and
-    AdamW (SGD's foreach step reads a tensor lr back to the host, which a capture forbids)."""
-    return (tr.cuda_graphs and device.type == "cuda" and members == 1 and tr.grad_accum == 1
+def graphs_apply(tr, device: torch.device, optimizer: str = "adamw") -> bool:
+    """Whether a point's step can be captured: a CUDA device, one micro-batch per step, no
+    fp16 loss scaling, no process group, no torch.compile (its own graphs), and AdamW (SGD's
+    foreach step reads a tensor lr back to the host, which a capture forbids). One model or a
+    pack of them alike."""
+    return (tr.cuda_graphs and device.type == "cuda" and tr.grad_accum == 1
             and tr.precision != "fp16" and not tr.group and not tr.compile
             and optimizer == "adamw")  # fmt: skip
 
@@ -37,12 +38,14 @@ def capturable(opt: torch.optim.Optimizer, device: torch.device) -> torch.optim.
     return opt
 
 
-class Graphed(Single):
-    """``Single`` with its step captured as a CUDA graph after ``WARM`` eager steps: the same
-    ``_compute`` (one micro-batch, no loss scaling, so the scaler passes through)."""
+class Captured:
+    """A stepper's step captured as a CUDA graph after ``WARM`` eager steps: the stepper's own
+    ``draw`` (the batch, outside the graph) and ``_compute`` (forward, backward, clipping and
+    the update, inside it)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        capturable(self.opt, self.device)
         self.graph, self.static, self.warm, self.eager = None, None, WARM, False
         self.side = torch.cuda.Stream(self.device)  # one, for the warm-up steps
 
@@ -55,7 +58,7 @@ class Graphed(Single):
             group["lr"].fill_(lr * group.get("lr_mult", 1.0))  # on the device: the graph reads it
 
     def step(self) -> torch.Tensor:
-        x, y = next(self.batches)
+        x, y = self.draw()
         if self.static is not None:
             self.static[0].copy_(x, non_blocking=True)
             self.static[1].copy_(y, non_blocking=True)
@@ -98,3 +101,11 @@ class Graphed(Single):
         self.graph, self.static = graph, (static_x, static_y, loss)
         graph.replay()
         return loss.clone()
+
+
+class Graphed(Captured, Single):
+    """``Single`` graphed: one micro-batch, no loss scaling, so the scaler passes through."""
+
+
+class GraphedPacked(Captured, Packed):
+    """``Packed`` graphed: the K members' batches are drawn outside, their step inside."""

@@ -23,7 +23,7 @@ from .branches import checkpoint_for
 from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
 from .forecast import Forecaster
-from .graphs import Graphed, capturable, graphs_apply
+from .graphs import Graphed, GraphedPacked, graphs_apply
 from .loop import Course, run
 from .member import HERE, Member, Resources, now
 from .optim import make_optimizer
@@ -201,19 +201,16 @@ def _stepper(members, models, data, objective, group, device, dtype):
         with torch.device("meta"):
             shape = build_model(cfg.model, data.spec)  # on meta so tied weights stay tied
         ratios = [m.spec.lr / members[0].spec.lr for m in members]  # a tuned size's lrs
-        return Packed(models, shape, make_opt, objective, batches, cfg.optim, autocast, device, data,
-                      eval_batch, tr.compile, ratios)  # fmt: skip
+        kind = GraphedPacked if graphs_apply(tr, device, cfg.optim.name) else Packed
+        return kind(models, shape, make_opt, objective, batches, cfg.optim, autocast, device, data,
+                    eval_batch, tr.compile, ratios)  # fmt: skip
     model = models[0]
     batches = Batches(data, tr.batch_size, device, seeds[0], group.rank, group.world)
     train_model = wrap(model, group, device)  # DDP, or the model sharded in place (FSDP)
     opt = make_opt(dict(model.named_parameters()))
-    if tr.compile:
-        train_model = torch.compile(train_model)
-    if graphs_apply(tr, device, len(members), cfg.optim.name):
-        return Graphed(model, train_model, capturable(opt, device), objective, batches, cfg.optim,
-                       tr, autocast, device, data, eval_batch, group)  # fmt: skip
-    return Single(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
-                  data, eval_batch, group)  # fmt: skip
+    kind = Graphed if graphs_apply(tr, device, cfg.optim.name) else Single
+    return kind(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
+                data, eval_batch, group)  # fmt: skip
 
 
 def _announce(members, device, dtype: str) -> None:

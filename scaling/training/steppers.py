@@ -30,13 +30,22 @@ class Single:
         self.device, self.data, self.eval_batch = device, data, eval_batch
         self.scaler = torch.amp.GradScaler(device.type, enabled=tr.precision == "fp16")
 
+        def loss_of(x, y):
+            return objective(train_model(x), x, y)
+
+        # compiled with the loss, so the compiler fuses the loss into the model's last layer
+        self.loss_of = torch.compile(loss_of) if tr.compile else loss_of
+
     def set_lr(self, lr: float) -> None:
         set_lr(self.opt, lr)
 
+    def draw(self):
+        """The next training batch, on the device."""
+        return next(self.batches)
+
     def step(self) -> torch.Tensor:
         """One optimizer step; its loss, detached."""
-        x, y = next(self.batches)
-        loss = self._compute(x, y)
+        loss = self._compute(*self.draw())
         self.opt.zero_grad(set_to_none=True)
         return loss
 
@@ -45,14 +54,14 @@ class Single:
         (a CUDA graph captures this); the loss, detached."""
         if self.accum == 1:
             with self.autocast():
-                loss = self.objective(self.train_model(x), x, y)
+                loss = self.loss_of(x, y)
             self.scaler.scale(loss).backward()
         else:
             loss = 0.0
             for j, (xm, ym) in enumerate(zip(x.chunk(self.accum), y.chunk(self.accum))):
                 with grad_sync(self.train_model, j == self.accum - 1):
                     with self.autocast():
-                        part = self.objective(self.train_model(xm), xm, ym) / self.accum
+                        part = self.loss_of(xm, ym) / self.accum
                     self.scaler.scale(part).backward()
                 loss = loss + part.detach()
         if self.clip:
@@ -120,10 +129,21 @@ class Packed:
     def set_lr(self, lr: float) -> None:
         set_lr(self.opt, lr)
 
-    def step(self) -> torch.Tensor:
+    def draw(self):
+        """Each member's next training batch, stacked: (K, batch, ...)."""
         xs, ys = zip(*(next(b) for b in self.batches))
+        return torch.stack(xs), torch.stack(ys)
+
+    def step(self) -> torch.Tensor:
+        losses = self._compute(*self.draw())
+        self.opt.zero_grad(set_to_none=True)
+        return losses
+
+    def _compute(self, xs, ys) -> torch.Tensor:
+        """Forward, backward, clipping and the update of every member (a CUDA graph captures
+        this); their losses, detached."""
         with self.autocast():
-            losses = self.losses_of(self.params, self.buffers, torch.stack(xs), torch.stack(ys))
+            losses = self.losses_of(self.params, self.buffers, xs, ys)
         losses.sum().backward()  # the models share nothing: each gets its own gradient
         if self.clip:
             clip_per_model(self.params.values(), self.clip)
@@ -133,7 +153,6 @@ class Packed:
             before = [p.detach().clone() for p in self.params.values()]
             self.opt.step()
             scale_updates(list(self.params.values()), before, self.scale)
-        self.opt.zero_grad(set_to_none=True)
         return losses.detach().float()
 
     def train_losses(self, mean: torch.Tensor) -> list[float]:
