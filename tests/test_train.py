@@ -109,7 +109,10 @@ def test_cuda_graphs_apply_only_where_a_step_can_be_captured(point):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     on = TrainerConfig(cuda_graphs=True)
     assert graphs_apply(on, cuda)
-    assert not graphs_apply(TrainerConfig(), cuda)  # off unless asked
+    assert not graphs_apply(TrainerConfig(cuda_graphs=False), cuda)
+    auto = TrainerConfig()  # by default: small models only
+    assert graphs_apply(auto, cuda, params=10**6) and not graphs_apply(auto, cuda, params=10**8)
+    assert graphs_apply(on, cuda, params=10**8)  # asked for: any size
     assert not graphs_apply(on, cpu)
     assert not graphs_apply(on, cuda, "sgd")  # its foreach step reads the lr on the host
     for other in ({"precision": "fp16"}, {"compile": True}, {"nproc": 2},

@@ -145,9 +145,9 @@ class TrainerConfig:
     # None: as many as fit in half the free memory at 20 bytes per parameter + 512 MiB
     gpu_slots: int | None = None
     # capture each training step as one CUDA graph and replay it (small models on a GPU, whose
-    # steps wait on kernel launches); ignored off CUDA, with grad accumulation, fp16, process
-    # groups, packed seeds or trainer.compile
-    cuda_graphs: bool = False
+    # steps wait on kernel launches); None: for models of up to 20M parameters. Ignored off
+    # CUDA, with grad accumulation, fp16, process groups, SGD or trainer.compile
+    cuda_graphs: bool | None = None
     GROUP: ClassVar[str] = "trainer"
 
     def __post_init__(self):

@@ -18,14 +18,20 @@ import torch
 from .steppers import Packed, Single
 
 WARM = 3  # eager steps before the capture
+# trainer.cuda_graphs=null graphs models up to this size: on an H200 graphs gave 4.3-13 times
+# eager's steps per second from 0.8M to 17M parameters (benchmarks/RESULTS.md); larger models
+# keep the GPU busy between launches, and were not measured
+AUTO_MAX_PARAMS = 20_000_000
 
 
-def graphs_apply(tr, device: torch.device, optimizer: str = "adamw") -> bool:
-    """Whether a point's step can be captured: a CUDA device, one micro-batch per step, no
-    fp16 loss scaling, no process group, no torch.compile (its own graphs), and AdamW (SGD's
-    foreach step reads a tensor lr back to the host, which a capture forbids). One model or a
-    pack of them alike."""
-    return (tr.cuda_graphs and device.type == "cuda" and tr.grad_accum == 1
+def graphs_apply(tr, device: torch.device, optimizer: str = "adamw", params: int = 0) -> bool:
+    """Whether a point's step is captured: asked for (or, by default, a model of at most
+    ``AUTO_MAX_PARAMS`` parameters), on a CUDA device, one micro-batch per step, no fp16 loss
+    scaling, no process group, no torch.compile (its own graphs), and AdamW (SGD's foreach
+    step reads a tensor lr back to the host, which a capture forbids). One model or a pack of
+    them alike."""
+    wanted = tr.cuda_graphs if tr.cuda_graphs is not None else params <= AUTO_MAX_PARAMS
+    return (wanted and device.type == "cuda" and tr.grad_accum == 1
             and tr.precision != "fp16" and not tr.group and not tr.compile
             and optimizer == "adamw")  # fmt: skip
 

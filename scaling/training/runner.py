@@ -201,14 +201,16 @@ def _stepper(members, models, data, objective, group, device, dtype):
         with torch.device("meta"):
             shape = build_model(cfg.model, data.spec)  # on meta so tied weights stay tied
         ratios = [m.spec.lr / members[0].spec.lr for m in members]  # a tuned size's lrs
-        kind = GraphedPacked if graphs_apply(tr, device, cfg.optim.name) else Packed
+        graphed = graphs_apply(tr, device, cfg.optim.name, members[0].spec.params["total"])
+        kind = GraphedPacked if graphed else Packed
         return kind(models, shape, make_opt, objective, batches, cfg.optim, autocast, device, data,
                     eval_batch, tr.compile, ratios)  # fmt: skip
     model = models[0]
     batches = Batches(data, tr.batch_size, device, seeds[0], group.rank, group.world)
     train_model = wrap(model, group, device)  # DDP, or the model sharded in place (FSDP)
     opt = make_opt(dict(model.named_parameters()))
-    kind = Graphed if graphs_apply(tr, device, cfg.optim.name) else Single
+    graphed = graphs_apply(tr, device, cfg.optim.name, members[0].spec.params["total"])
+    kind = Graphed if graphed else Single
     return kind(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
                 data, eval_batch, group)  # fmt: skip
 
