@@ -4,17 +4,22 @@ models, a tiny MLP's steps per second (eager, graphed, packed) and MFU at GPT-2 
     python benchmarks/gpu_sweep.py [--parts anchor,study,mlp,gpt] [--out outputs/bench_gpu]
 
 It runs ../shared/bench/gpu_anchor.py first (the reference loop, on the same device, in the
-same call) and reports every runner number beside it and as a ratio to it:
+same call) and reports every runner number beside it and as a ratio to it. The part
+``anchor_mlp`` runs only the reference's MLP loops (seconds, not minutes of compiling), for a
+call that measures the study alone:
 
 - study: the default study (mlp_width, 23 points) end to end, with its points one after
   another (the basic launcher), with several at once per GPU (hydra/launcher=local and
   trainer.gpu_slots), with CUDA graphs as well, and with each tuned size's lrs packed
   (tune.pack) too; against the reference loop's steps per second for the same number of
   steps run one after another.
-- mlp: a tiny MLP point's training steps per second, eager and with trainer.cuda_graphs, and
-  model-steps per second with trainer.pack_seeds=8 and 32.
-- gpt: MFU of a GPT-2-small-sized point (12 layers, d_model 768, context 1024, batch 16,
-  bf16), eager and with trainer.compile.
+- mlp: a tiny MLP point's training steps per second in fp32 (as the reference), eager and
+  graphed, and model-steps per second with trainer.pack_seeds=8 and 32, eager and graphed;
+  after the first evaluation (as the reference leaves out its warm-up) and over the whole run.
+- gpt: MFU of a GPT-2-sized point (12 layers, d_model 768, vocabulary 50,304, context 1024,
+  batch 16, bf16), eager and with trainer.compile, steps 11-40 and the whole run.
+- sizes: larger MLPs and transformers, steps per second eager and graphed (where graphs stop
+  paying).
 
 SMALL=1 shrinks every part to seconds (a CPU smoke run of the script itself). The results,
 as JSON and as a Markdown table, go to --out. The ratio column is the runner's speed over the
@@ -25,6 +30,8 @@ the reference's).
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -32,9 +39,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from scaling import compose, plan, train_point
+from scaling import compose, measure, plan, train_point
 from scaling.training.runner import train_points
 
 SMALL = os.environ.get("SMALL") == "1"
@@ -44,6 +52,7 @@ ANCHORS = [
     ROOT / "shared" / "bench" / "gpu_anchor.py",
 ]
 SLOTS = 8  # points at once on the GPU in the concurrent study
+STUDY_TIMEOUT = float(os.environ.get("STUDY_TIMEOUT", "1800"))  # seconds per study variant
 
 
 def anchor(out: Path, path: Path | None) -> dict:
@@ -59,68 +68,192 @@ def anchor(out: Path, path: Path | None) -> dict:
     return json.loads(found[-1].read_text()) if found else {}
 
 
+def reference(path: Path | None):
+    """The reference loops' module, loaded without running its script (None where absent)."""
+    path = path or next((p for p in ANCHORS if p.is_file()), None)
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location("gpu_anchor", path)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)  # its loops run only as a script
+    return ref
+
+
+def anchor_mlp(path: Path | None) -> dict:
+    """The reference's MLP loops alone (width 256; vmapped K = 8 and 32), in this process."""
+    ref = reference(path)
+    if ref is None:
+        return {}
+    ref.mlp_bench(256, steps=50 if SMALL else 300)
+    for k in (8, 32):
+        ref.mlp_vmap_bench(256, k, steps=30 if SMALL else 300)
+    return ref.res
+
+
+def anchor_gpt(path: Path | None) -> dict:
+    """The reference's GPT-2 small loops alone (eager and compiled), in this process."""
+    ref = reference(path)
+    if ref is None:
+        return {}
+    for name, compiled in (("gpt2_124M", False), ("gpt2_124M_compiled", True)):
+        if SMALL:
+            ref.gpt_bench(name, 256, 64, 2, 64, 4, 8, compile_=compiled, steps=5)
+        else:
+            ref.gpt_bench(name, 50304, 1024, 12, 768, 12, 16, compile_=compiled, steps=20)
+    return ref.res
+
+
 def study(out: Path, extra: list[str], name: str) -> dict:
     """The default study end to end in a fresh process, as a user runs it: wall seconds."""
     steps = ["trainer.steps=200", "model.width=16,32,64"] if SMALL else []
     args = [sys.executable, "-m", "scaling.cli", "sweep", "mlp_width", *steps, *extra,
             "--bootstrap", "0", "--out", str(out / name)]  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(args, check=False, stdout=subprocess.DEVNULL)
+    with open(out / f"{name}.log", "w") as log:  # the sweep's own output, for a look later
+        try:
+            subprocess.run(args, check=False, stdout=log, stderr=subprocess.STDOUT,
+                           timeout=STUDY_TIMEOUT)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            print(f"the {name} study ran past {STUDY_TIMEOUT:.0f} s: stopped", flush=True)
     wall = time.perf_counter() - start
     rows = [json.loads(p.read_text()) for p in (out / name).glob("points/*/result.json")]
     return {"wall_s": wall, "points": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
-            "steps": sum(int(r["steps"]) for r in rows)}  # fmt: skip
+            "steps": sum(int(r["steps"]) for r in rows),
+            "train_s": sum(float(r.get("wall_time_s") or 0) for r in rows)}  # fmt: skip
 
 
-def tiny_mlp(extra: list[str], steps: int) -> dict:
+def steady(folder: Path) -> tuple[int, float]:
+    """Steps and training seconds from the point's first evaluation to its last, from its
+    history: warm-up, graph capture and compiling left out, as the reference leaves out its
+    warm-up steps."""
+    with open(folder / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    first, last = history[0], history[-1]
+    return int(last["step"]) - int(first["step"]), float(last["wall_s"]) - float(first["wall_s"])
+
+
+def tiny_mlp(extra: list[str], steps: int, folder: Path) -> dict:
     """A width-256 MLP point, 40 → 256 → 256 → 10 as the reference's (or a pack of them):
-    model-steps per second of training."""
+    model-steps per second of training, over the whole run and after the first evaluation."""
     common = ["model=mlp", "model.width=256", "model.depth=2", f"trainer.steps={steps}",
-              f"trainer.eval_interval={steps}", "data.val_size=512", *extra]  # fmt: skip
+              f"trainer.eval_interval={steps // 4}", "data.val_size=512", *extra]  # fmt: skip
     specs = plan(compose(common))
-    rows = train_points(specs, [None] * len(specs)) if len(specs) > 1 else [train_point(specs[0])]
+    dirs = [folder / f"{k}" for k in range(len(specs))]
+    rows = train_points(specs, dirs) if len(specs) > 1 else [train_point(specs[0], dirs[0])]
     wall = rows[0]["wall_time_s"]
-    return {"model_steps_s": len(rows) * steps / wall, "wall_s": wall, "K": len(rows),
-            "status": sorted({r["status"] for r in rows})}  # fmt: skip
+    n, seconds = steady(dirs[0])
+    return {"model_steps_s": len(rows) * steps / wall, "steady_model_steps_s": len(rows) * n / seconds,
+            "wall_s": wall, "K": len(rows), "status": sorted({r["status"] for r in rows})}  # fmt: skip
 
 
-def gpt(extra: list[str]) -> dict:
+def tokens(out: Path) -> Path:
+    """GPT-2's vocabulary size over the bytes of the standard library's source, in nanoGPT's
+    format (the throughput is the point; the ids stay below 256)."""
+    folder = out / "tokens"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = b"".join(p.read_bytes() for p in sorted(Path(os.__file__).parent.glob("*.py")))
+    ids = np.frombuffer(text, dtype=np.uint8).astype(np.uint16)
+    ids[: len(ids) // 10].tofile(folder / "val.bin")
+    ids[len(ids) // 10 :].tofile(folder / "train.bin")
+    return folder
+
+
+def gpt(extra: list[str], out: Path, name: str) -> dict:
+    """A GPT-2-small-sized point (124M, vocabulary 50,304, context 1024, batch 16, bf16): MFU
+    of the whole run (compiling included) and after the first evaluation (steps 11–40)."""
     shape = (["model.n_layer=2", "model.d_model=64", "model.n_head=2", "data.seq_len=64",
               "trainer.batch_size=4"] if SMALL else
              ["model.n_layer=12", "model.d_model=768", "model.n_head=12", "data.seq_len=1024",
               "trainer.batch_size=16", "trainer.precision=bf16"])  # fmt: skip
-    steps = 5 if SMALL else 30
-    spec = plan(compose(["model=transformer", "data=text", *shape, f"trainer.steps={steps}",
-                         f"trainer.eval_interval={steps}", *extra]))[0]  # fmt: skip
-    row = train_point(spec)
-    return {"params": row["params"], "mfu": row["mfu"], "throughput": row["throughput"],
-            "status": row["status"]}  # fmt: skip
+    steps = 8 if SMALL else 40
+    spec = plan(compose(["model=transformer", "data=tokens", f"data.path={tokens(out)}",
+                         "data.val_size=16", *shape, f"trainer.steps={steps}",
+                         f"trainer.eval_interval={steps // 4}", *extra]))[0]  # fmt: skip
+    row = train_point(spec, out / name)
+    n, seconds = steady(out / name)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    mfu = measure.mfu(row["flops_per_step"] * n, seconds, device, row["dtype"])
+    return {"params": row["params"], "mfu": mfu, "mfu_whole": row["mfu"],
+            "throughput": row["throughput"], "status": row["status"]}  # fmt: skip
 
 
-def measure(parts: set, out: Path, anchor_path: Path | None = None) -> dict:
+SIZES = {  # where graphs stop paying: larger models, more GPU time per launch
+    "mlp_w1024": ["model=mlp", "model.width=1024"],
+    "mlp_w4096": ["model=mlp", "model.width=4096"],
+    "transformer_s4": ["model=transformer", "data=text", "model.size=4"],
+    "transformer_s8": ["model=transformer", "data=text", "model.size=8"],
+    "transformer_s16": ["model=transformer", "data=text", "model.size=16"],
+}
+
+
+def sizes(out: Path) -> dict:
+    """Steps per second of larger points (the default precision), eager and graphed."""
+    steps, res = (40 if SMALL else 400), {}
+    for name, shape in SIZES.items():
+        for mode in ("eager", "graphs"):
+            extra = [f"trainer.cuda_graphs={str(mode == 'graphs').lower()}"]
+            spec = plan(compose([*shape, f"trainer.steps={steps}", "data.val_size=256",
+                                 f"trainer.eval_interval={steps // 4}", *extra]))[0]  # fmt: skip
+            row = train_point(spec, out / f"{name}_{mode}")
+            n, seconds = steady(out / f"{name}_{mode}")
+            res[f"size_{name}_{mode}"] = {"params": row["params"], "steps_s": n / seconds,
+                                          "status": row["status"]}  # fmt: skip
+    return res
+
+
+def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed")) -> dict:
+    """The default study as each mode runs it (``study_concurrent``: all but sequential)."""
+    gpus = max(1, torch.cuda.device_count())
+    slots = ["hydra/launcher=local", f"hydra.launcher.n_jobs={SLOTS * gpus}",
+             f"trainer.gpu_slots={SLOTS}"]  # fmt: skip
+    eager, graphs = ["trainer.cuda_graphs=false"], ["trainer.cuda_graphs=true"]
+    extra = {"sequential": eager, "slots": [*slots, *eager], "slots_graphs": [*slots, *graphs],
+             "packed": [*slots, *graphs, "tune.pack=true"]}  # fmt: skip
+    return {f"study_{mode}": study(out, extra[mode], mode) for mode in modes}
+
+
+def mlp_parts(out: Path) -> dict:
+    """The tiny MLP in fp32, as the reference loop trains it: alone and packed, eager and
+    graphed."""
+    steps, fp32 = (100 if SMALL else 2000), ["trainer.precision=fp32"]
+    eager, graphs = ["trainer.cuda_graphs=false"], ["trainer.cuda_graphs=true"]
+    tiny_mlp(fp32, 40, out / "mlp_warm")  # warm-up: imports, data, the allocator
+    res = {
+        "mlp_eager": tiny_mlp([*fp32, *eager], steps, out / "mlp_eager"),
+        "mlp_graphs": tiny_mlp([*fp32, *graphs], steps, out / "mlp_graphs"),
+    }
+    for k in (8, 32):
+        pack = [*fp32, f"trainer.pack_seeds={k}"]
+        res[f"mlp_pack{k}"] = tiny_mlp([*pack, *eager], steps, out / f"mlp_pack{k}")
+        res[f"mlp_pack{k}_graphs"] = tiny_mlp([*pack, *graphs], steps, out / f"mlp_pack{k}_graphs")
+    return res
+
+
+def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> dict:
+    """The parts in the order given; the JSON is written after each, so a run cut short keeps
+    what it measured."""
     res = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
            "torch": torch.__version__, "small": SMALL}  # fmt: skip
-    if "anchor" in parts:
-        res["anchor"] = anchor(out / "anchor", anchor_path)
-    if "study" in parts:
-        gpus = max(1, torch.cuda.device_count())
-        res["study_sequential"] = study(out, [], "sequential")
-        slots = ["hydra/launcher=local", f"hydra.launcher.n_jobs={SLOTS * gpus}",
-                 f"trainer.gpu_slots={SLOTS}"]  # fmt: skip
-        res["study_slots"] = study(out, slots, "slots")
-        res["study_slots_graphs"] = study(out, [*slots, "trainer.cuda_graphs=true"], "graphs")
-        res["study_packed"] = study(out, [*slots, "trainer.cuda_graphs=true", "tune.pack=true"],
-                                    "packed")  # fmt: skip
-    if "mlp" in parts:
-        steps = 100 if SMALL else 2000
-        tiny_mlp([], 50)  # warm-up: imports, data, the allocator
-        res["mlp_eager"] = tiny_mlp([], steps)
-        res["mlp_graphs"] = tiny_mlp(["trainer.cuda_graphs=true"], steps)
-        for k in (8, 32):
-            res[f"mlp_pack{k}"] = tiny_mlp([f"trainer.pack_seeds={k}"], steps)
-    if "gpt" in parts:
-        res["gpt_eager"] = gpt([])
-        res["gpt_compiled"] = gpt(["trainer.compile=true"])
+    run = {
+        "anchor": lambda: {"anchor": anchor(out / "anchor", anchor_path)},
+        "anchor_mlp": lambda: {"anchor": res.get("anchor", {}) | anchor_mlp(anchor_path)},
+        "anchor_gpt": lambda: {"anchor": res.get("anchor", {}) | anchor_gpt(anchor_path)},
+        "study": lambda: study_parts(out),
+        "study_concurrent": lambda: study_parts(out, ("slots", "slots_graphs", "packed")),
+        "sizes": lambda: sizes(out),
+        "mlp": lambda: mlp_parts(out),
+        "gpt": lambda: {
+            "gpt_eager": gpt([], out, "gpt_eager"),
+            "gpt_compiled": gpt(["trainer.compile=true"], out, "gpt_compiled"),
+        },
+    }
+    for part in parts:
+        start = time.perf_counter()
+        found = run[part]()
+        res.update(found)
+        print(f"== {part} ({time.perf_counter() - start:.0f} s): {json.dumps(found, default=str)}",
+              flush=True)  # fmt: skip
+        (out / "gpu_sweep.json").write_text(json.dumps(res, indent=1, default=str))
     return res
 
 
@@ -145,14 +278,22 @@ def table(res: dict) -> str:
             name = f"default study, {mode} ({r['ok']}/{r['points']} ok), wall"
             line(name, r["wall_s"], plain, " s", faster_is_less=True)
     for key, reference in (("mlp_eager", mlp_ref), ("mlp_graphs", mlp_ref),
-                           ("mlp_pack8", pack_ref[8]), ("mlp_pack32", pack_ref[32])):  # fmt: skip
+                           ("mlp_pack8", pack_ref[8]), ("mlp_pack8_graphs", pack_ref[8]),
+                           ("mlp_pack32", pack_ref[32]), ("mlp_pack32_graphs", pack_ref[32])):  # fmt: skip
         if key in res:
-            line(f"tiny MLP {key[4:]}, model-steps/s", res[key]["model_steps_s"], reference)
+            line(f"tiny MLP {key[4:]}, model-steps/s", res[key]["steady_model_steps_s"], reference)
+            line(f"tiny MLP {key[4:]}, whole run", res[key]["model_steps_s"], reference)
     gpt_ref = {"gpt_eager": (ref.get("gpt2_124M") or {}).get("mfu"),
                "gpt_compiled": (ref.get("gpt2_124M_compiled") or {}).get("mfu")}  # fmt: skip
     for key, reference in gpt_ref.items():
         if key in res and res[key].get("mfu"):
             line(f"GPT-2 small {key[4:]}, MFU", res[key]["mfu"], reference)
+            line(f"GPT-2 small {key[4:]}, MFU whole run", res[key]["mfu_whole"], reference)
+    for name in SIZES:
+        eager, graphs = res.get(f"size_{name}_eager"), res.get(f"size_{name}_graphs")
+        if eager and graphs:
+            line(f"{name} ({eager['params']:,}) graphed, steps/s over eager", graphs["steps_s"],
+                 eager["steps_s"])  # fmt: skip
     return "\n".join(lines)
 
 
@@ -164,8 +305,7 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = measure(set(args.parts.split(",")), out, args.anchor)
-    (out / "gpu_sweep.json").write_text(json.dumps(res, indent=1, default=str))
+    res = run_parts(args.parts.split(","), out, args.anchor)
     text = table(res)
     (out / "gpu_sweep.md").write_text(text + "\n")
     print(f"{res['device']}, torch {res['torch']}\n{text}")
