@@ -257,3 +257,16 @@ def test_hydra_callbacks_see_one_end_per_sweep(in_tmp):
         main(["sweep", "mlp_width", "model.width=4,8,12", *TINY, callback, "--bootstrap", "0"]) == 0
     )
     assert CountSweepEnds.ends == 1
+
+
+def test_a_launcher_whose_hydra_plugin_is_missing_names_the_extra_to_install():
+    from hydra.errors import MissingConfigException
+
+    from scaling.config.compose import explain
+
+    missing = MissingConfigException("no joblib", missing_cfg_file="hydra/launcher/joblib")
+    assert explain(missing) == (
+        "this launcher needs Hydra's joblib launcher plugin: pip install \"scaling[joblib]\""
+    )
+    other = MissingConfigException("no", missing_cfg_file="hydra/launcher/nope", options=["ray"])
+    assert explain(other) == "unknown hydra/launcher 'nope'; choose from: ray"

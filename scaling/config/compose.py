@@ -251,6 +251,9 @@ def teacher_config(student: Config) -> Config:
 
 # ---------------------------------------------------------------- errors
 
+# Hydra's launcher plugins that conf/hydra/launcher's configs extend, and the extra with each
+PLUGIN_EXTRAS = {"joblib": "joblib", "submitit_slurm": "slurm", "submitit_local": "slurm"}
+
 
 def _valid_keys(key: str, overrides=()) -> list[str]:
     """The keys beside ``key``'s last part, in the config that ``overrides``' group choices
@@ -272,6 +275,9 @@ def explain(error: Exception, overrides=()) -> str:
         options = [o for o in (error.options or []) if not o.endswith("_schema")]
         if group == "sweeps":
             return f"unknown sweep preset '{wanted}'"
+        if group == "hydra/launcher" and wanted in PLUGIN_EXTRAS:  # ours build on Hydra's plugins
+            return (f"this launcher needs Hydra's {wanted} launcher plugin: "
+                    f'pip install "scaling[{PLUGIN_EXTRAS[wanted]}]"')  # fmt: skip
         return f"unknown {group} '{wanted}'; choose from: {', '.join(options)}"
     cause = error.__cause__ or error
     text = str(error).splitlines()[0]
