@@ -1,21 +1,29 @@
 """Branches (wsd) against separate cosine runs, each schedule at its own best lr.
 
 `benchmarks/branches.py` compares the two at one lr for every width, where the schedules
-differ. Here each (width, steps) point is trained at four lrs both ways (branches from one
-trunk per width and lr; separate cosine runs), and the best loss of each schedule is compared.
+differ. Here each (width, length) point is trained at several lrs both ways (branches from
+one trunk per width and lr; separate cosine runs), and the best loss of each schedule is
+compared: MLPs on MNIST-1D (widths 32, 128; 630, 1600 and 4000 steps), or with ``--lm``
+byte-level transformers on the standard library's source (`transformer_lm`'s shape, d_model
+32 and 64; 5, 10 and 20 tokens per parameter).
 
-    python benchmarks/wsd_vs_cosine.py [WORKDIR]      # about 2 minutes on a 2-core CPU
+    python benchmarks/wsd_vs_cosine.py [--lm] [WORKDIR]   # ~2 (MLP) or ~6 (--lm) minutes, 2-core CPU
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-WIDTHS, STEPS, LRS = "32,128", (630, 1600, 4000), "0.005,0.01,0.02,0.04"
+STUDIES = {  # preset, widths, lengths (in the preset's budget unit), lrs, the width's column
+    "mlp": ("mlp_size_data", "model.width=32,128", (630, 1600, 4000), "0.005,0.01,0.02,0.04",
+            "model.width"),
+    "lm": ("transformer_lm", "model.d_model=32,64", (5, 10, 20), "0.0025,0.005,0.01,0.02,0.04",
+           "model.d_model"),
+}  # fmt: skip
 
 
 def sweep(work: Path, out: str, *argv: str) -> pd.DataFrame:
@@ -25,19 +33,25 @@ def sweep(work: Path, out: str, *argv: str) -> pd.DataFrame:
     return pd.read_csv(work / out / "results.csv")
 
 
-def main(work: Path) -> None:
+def main(work: Path, lm: bool) -> None:
+    preset, widths, lengths, lrs, width = STUDIES["lm" if lm else "mlp"]
     work.mkdir(parents=True, exist_ok=True)
-    steps = ",".join(map(str, STEPS))
-    cosine = sweep(work, "cosine", "mlp_size_data", f"model.width={WIDTHS}",
-                   f"trainer.steps={steps}", f"optim.lr={LRS}")  # fmt: skip
-    wsd = sweep(work, "branched", "mlp_size_data_branched", f"model.width={WIDTHS}",
-                f"optim.lr={LRS}", f"trainer.branches=[{steps}]")  # fmt: skip
+    listed = ",".join(map(str, lengths))
+    if lm:  # transformer_lm tunes its lr per size: here the lrs are the grid
+        cosine = sweep(work, "cosine", preset, "tune.lrs=[]", widths,
+                       f"trainer.tokens_per_param={listed}", f"optim.lr={lrs}")  # fmt: skip
+        wsd = sweep(work, "branched", preset, "tune.lrs=[]", widths, f"optim.lr={lrs}",
+                    "optim.schedule=wsd", "optim.decay=0.2", f"trainer.branches=[{listed}]")  # fmt: skip
+    else:
+        cosine = sweep(work, "cosine", preset, widths, f"trainer.steps={listed}", f"optim.lr={lrs}")
+        wsd = sweep(work, "branched", f"{preset}_branched", widths, f"optim.lr={lrs}",
+                    f"trainer.branches=[{listed}]")  # fmt: skip
     wsd = wsd[wsd["role"] == "branch"]
     rows = []
-    for (width, n), c in cosine.groupby(["model.width", "steps"]):
-        w = wsd[(wsd["model.width"] == width) & (wsd["steps"] == n)]
-        bc, bw = c.loc[c["val_loss"].idxmin()], w.loc[w["val_loss"].idxmin()]
-        rows.append({"width": width, "steps": n, "cosine": bc["val_loss"], "lr cosine": bc["optim.lr"],
+    for (w, n), c in cosine.groupby([width, "steps"]):
+        b = wsd[(wsd[width] == w) & (wsd["steps"] == n)]
+        bc, bw = c.loc[c["val_loss"].idxmin()], b.loc[b["val_loss"].idxmin()]
+        rows.append({"width": w, "steps": n, "cosine": bc["val_loss"], "lr cosine": bc["optim.lr"],
                      "wsd": bw["val_loss"], "lr wsd": bw["optim.lr"],
                      "wsd / cosine − 1": f"{bw['val_loss'] / bc['val_loss'] - 1:+.1%}"})  # fmt: skip
     table = pd.DataFrame(rows)
@@ -47,4 +61,8 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/wsd_vs_cosine").resolve())
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("work", nargs="?", type=Path, default=Path("/tmp/wsd_vs_cosine"))
+    p.add_argument("--lm", action="store_true", help="transformers on text instead of MLPs")
+    args = p.parse_args()
+    main(args.work.resolve() / ("lm" if args.lm else "mlp"), args.lm)
