@@ -37,6 +37,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def study(out: Path, extra: list[str], name: str) -> dict:
     steps = ["trainer.steps=200", "model.width=16,32,64"] if SMALL else []
     args = [sys.executable, "-m", "scaling.cli", "sweep", "mlp_width", *steps, *extra,
             "--bootstrap", "0", "--out", str(out / name)]  # fmt: skip
-    start = time.perf_counter()
+    start, began = time.perf_counter(), time.time()
     with open(out / f"{name}.log", "w") as log:  # the sweep's own output, for a look later
         try:
             subprocess.run(args, check=False, stdout=log, stderr=subprocess.STDOUT,
@@ -117,9 +118,14 @@ def study(out: Path, extra: list[str], name: str) -> dict:
             print(f"the {name} study ran past {STUDY_TIMEOUT:.0f} s: stopped", flush=True)
     wall = time.perf_counter() - start
     rows = [json.loads(p.read_text()) for p in (out / name).glob("points/*/result.json")]
+    # where the time went, from the points' own timestamps (to the second)
+    started = [datetime.fromisoformat(r["started_at"]).timestamp() for r in rows]
+    finished = [datetime.fromisoformat(r["finished_at"]).timestamp() for r in rows]
+    phases = {"to_first_point_s": min(started) - began, "points_s": max(finished) - min(started),
+              "after_points_s": began + wall - max(finished)} if rows else {}  # fmt: skip
     return {"wall_s": wall, "points": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
             "steps": sum(int(r["steps"]) for r in rows),
-            "train_s": sum(float(r.get("wall_time_s") or 0) for r in rows)}  # fmt: skip
+            "train_s": sum(float(r.get("wall_time_s") or 0) for r in rows), **phases}  # fmt: skip
 
 
 def steady(folder: Path) -> tuple[int, float]:
@@ -208,6 +214,7 @@ def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed
              f"trainer.gpu_slots={SLOTS}"]  # fmt: skip
     eager, graphs = ["trainer.cuda_graphs=false"], ["trainer.cuda_graphs=true"]
     extra = {"sequential": eager, "slots": [*slots, *eager], "slots_graphs": [*slots, *graphs],
+             "slots_graphs_again": [*slots, *graphs],  # a second time: the machine's caches warm
              "packed": [*slots, *graphs, "tune.pack=true"]}  # fmt: skip
     return {f"study_{mode}": study(out, extra[mode], mode) for mode in modes}
 
@@ -239,7 +246,9 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
         "anchor_mlp": lambda: {"anchor": res.get("anchor", {}) | anchor_mlp(anchor_path)},
         "anchor_gpt": lambda: {"anchor": res.get("anchor", {}) | anchor_gpt(anchor_path)},
         "study": lambda: study_parts(out),
-        "study_concurrent": lambda: study_parts(out, ("slots", "slots_graphs", "packed")),
+        "study_concurrent": lambda: study_parts(
+            out, ("slots", "slots_graphs", "slots_graphs_again", "packed")
+        ),
         "sizes": lambda: sizes(out),
         "mlp": lambda: mlp_parts(out),
         "gpt": lambda: {
@@ -271,7 +280,7 @@ def table(res: dict) -> str:
         shown = f"{reference:,.3g}{unit}" if reference else ""
         lines.append(f"| {name} | {value:,.3g}{unit} | {shown} | {ratio} |")
 
-    for mode in ("sequential", "slots", "slots_graphs", "packed"):
+    for mode in ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed"):
         r = res.get(f"study_{mode}")
         if r:
             plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
