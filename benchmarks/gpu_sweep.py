@@ -6,7 +6,9 @@ models, a tiny MLP's steps per second (eager, graphed, packed) and MFU at GPT-2 
 It runs ../shared/bench/gpu_anchor.py first (the reference loop, on the same device, in the
 same call) and reports every runner number beside it and as a ratio to it. The part
 ``anchor_mlp`` runs only the reference's MLP loops (seconds, not minutes of compiling), for a
-call that measures the study alone:
+call that measures the study alone; ``anchor_process`` times the reference's MLP loop as a
+point run on its own, a fresh process of 2,000 steps (three of them), the study's other
+baseline:
 
 - study: the default study (mlp_width, 23 points) end to end, with its points one after
   another (the basic launcher), with several at once per GPU (hydra/launcher=local and
@@ -89,6 +91,23 @@ def anchor_mlp(path: Path | None) -> dict:
     for k in (8, 32):
         ref.mlp_vmap_bench(256, k, steps=30 if SMALL else 300)
     return ref.res
+
+
+def anchor_process(path: Path | None, points: int = 3) -> dict:
+    """The reference's MLP loop as a point run on its own: a fresh process each (Python,
+    torch, the device, 2,000 steps of width 256), ``points`` times: seconds per point."""
+    path = path or next((p for p in ANCHORS if p.is_file()), None)
+    if path is None:
+        return {}
+    steps = 100 if SMALL else 2000
+    code = (f"import importlib.util as u; s = u.spec_from_file_location('a', {str(path)!r}); "
+            f"m = u.module_from_spec(s); s.loader.exec_module(m); m.mlp_bench(256, steps={steps})")  # fmt: skip
+    walls = []
+    for _ in range(points):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+    return {"mlp_w256_process": {"steps": steps, "wall_s": walls}}
 
 
 def anchor_gpt(path: Path | None) -> dict:
@@ -245,6 +264,7 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
         "anchor": lambda: {"anchor": anchor(out / "anchor", anchor_path)},
         "anchor_mlp": lambda: {"anchor": res.get("anchor", {}) | anchor_mlp(anchor_path)},
         "anchor_gpt": lambda: {"anchor": res.get("anchor", {}) | anchor_gpt(anchor_path)},
+        "anchor_process": lambda: {"anchor": res.get("anchor", {}) | anchor_process(anchor_path)},
         "study": lambda: study_parts(out),
         "study_concurrent": lambda: study_parts(
             out, ("slots", "slots_graphs", "slots_graphs_again", "packed")
@@ -280,12 +300,17 @@ def table(res: dict) -> str:
         shown = f"{reference:,.3g}{unit}" if reference else ""
         lines.append(f"| {name} | {value:,.3g}{unit} | {shown} | {ratio} |")
 
+    process = (ref.get("mlp_w256_process") or {}).get("wall_s")
     for mode in ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed"):
         r = res.get(f"study_{mode}")
         if r:
             plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
             name = f"default study, {mode} ({r['ok']}/{r['points']} ok), wall"
             line(name, r["wall_s"], plain, " s", faster_is_less=True)
+            if process:  # each point a plain loop in a fresh process (2,000 steps each)
+                each = sum(process) / len(process)
+                line(f"{name}, against a process per point", r["wall_s"], each * r["points"],
+                     " s", faster_is_less=True)  # fmt: skip
     for key, reference in (("mlp_eager", mlp_ref), ("mlp_graphs", mlp_ref),
                            ("mlp_pack8", pack_ref[8]), ("mlp_pack8_graphs", pack_ref[8]),
                            ("mlp_pack32", pack_ref[32]), ("mlp_pack32_graphs", pack_ref[32])):  # fmt: skip
