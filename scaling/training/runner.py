@@ -196,12 +196,12 @@ def _stepper(members, models, data, objective, group, device, dtype):
         return make_optimizer(groups, cfg.optim, device)
 
     seeds = [m.spec.cfg.trainer.seed for m in members]
+    graphed = graphs_apply(tr, device, cfg.optim.name, members[0].spec.params["total"])
     if len(members) > 1:
         batches = [Batches(data, tr.batch_size, device, s) for s in seeds]
         with torch.device("meta"):
             shape = build_model(cfg.model, data.spec)  # on meta so tied weights stay tied
         ratios = [m.spec.lr / members[0].spec.lr for m in members]  # a tuned size's lrs
-        graphed = graphs_apply(tr, device, cfg.optim.name, members[0].spec.params["total"])
         kind = GraphedPacked if graphed else Packed
         return kind(models, shape, make_opt, objective, batches, cfg.optim, autocast, device, data,
                     eval_batch, tr.compile, ratios)  # fmt: skip
@@ -209,7 +209,6 @@ def _stepper(members, models, data, objective, group, device, dtype):
     batches = Batches(data, tr.batch_size, device, seeds[0], group.rank, group.world)
     train_model = wrap(model, group, device)  # DDP, or the model sharded in place (FSDP)
     opt = make_opt(dict(model.named_parameters()))
-    graphed = graphs_apply(tr, device, cfg.optim.name, members[0].spec.params["total"])
     kind = Graphed if graphed else Single
     return kind(model, train_model, opt, objective, batches, cfg.optim, tr, autocast, device,
                 data, eval_batch, group)  # fmt: skip

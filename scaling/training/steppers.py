@@ -25,7 +25,7 @@ class Single:
     def __init__(self, model, train_model, opt, objective, batches, optim, tr, autocast, device,
                  data, eval_batch: int, group: Group = SINGLE):  # fmt: skip
         self.model, self.train_model, self.opt = model, train_model, opt
-        self.objective, self.batches, self.autocast = objective, batches, autocast
+        self.batches, self.autocast = batches, autocast
         self.clip, self.accum, self.group = optim.grad_clip, tr.grad_accum, group
         self.device, self.data, self.eval_batch = device, data, eval_batch
         self.scaler = torch.amp.GradScaler(device.type, enabled=tr.precision == "fp16")
