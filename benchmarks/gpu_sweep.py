@@ -60,7 +60,6 @@ STUDY_TIMEOUT = float(os.environ.get("STUDY_TIMEOUT", "1800"))  # seconds per st
 
 def anchor(out: Path, path: Path | None) -> dict:
     """The reference loops' numbers (their JSON), measured now on this device."""
-    path = path or next((p for p in ANCHORS if p.is_file()), None)
     if path is None:
         print("no reference loop (gpu_anchor.py; --anchor PATH): ratios left out", flush=True)
         return {}
@@ -72,8 +71,7 @@ def anchor(out: Path, path: Path | None) -> dict:
 
 
 def reference(path: Path | None):
-    """The reference loops' module, loaded without running its script (None where absent)."""
-    path = path or next((p for p in ANCHORS if p.is_file()), None)
+    """The reference loops' module, loaded without running its script (None without one)."""
     if path is None:
         return None
     spec = importlib.util.spec_from_file_location("gpu_anchor", path)
@@ -96,7 +94,6 @@ def anchor_mlp(path: Path | None) -> dict:
 def anchor_process(path: Path | None, points: int = 3) -> dict:
     """The reference's MLP loop as a point run on its own: a fresh process each (Python,
     torch, the device, 2,000 steps of width 256), ``points`` times: seconds per point."""
-    path = path or next((p for p in ANCHORS if p.is_file()), None)
     if path is None:
         return {}
     steps = 100 if SMALL else 2000
@@ -258,6 +255,7 @@ def mlp_parts(out: Path) -> dict:
 def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> dict:
     """The parts in the order given; the JSON is written after each, so a run cut short keeps
     what it measured."""
+    anchor_path = anchor_path or next((p for p in ANCHORS if p.is_file()), None)
     res = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
            "torch": torch.__version__, "small": SMALL}  # fmt: skip
     run = {
