@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 
 import numpy as np
 import torch
@@ -39,7 +40,37 @@ def autocast_for(device: torch.device, dtype: str):
     return autocast
 
 
+_RNGS = threading.RLock()  # held by the thread that draws from the global RNGs
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None):
+    """Python's, NumPy's and torch's RNGs seeded with ``seed`` (None: as they are) and held for
+    the block: points trained in threads of one process (hydra/launcher=threads) draw their
+    initialisation one at a time, each what it would draw alone. Blocks may nest."""
+    with _RNGS:
+        if seed is not None:
+            seed_everything(seed)
+        yield
+
+
+_OWN = threading.local()  # each thread's CUDA streams, by device
+
+
+def thread_stream(device: torch.device):
+    """A context on a CUDA stream of this thread's own where it is not the main thread: points
+    trained in threads of one process then queue their kernels side by side on the GPU, not
+    one after another on its default stream. Elsewhere it does nothing."""
+    if device.type != "cuda" or threading.current_thread() is threading.main_thread():
+        return contextlib.nullcontext()
+    streams = _OWN.__dict__.setdefault("streams", {})
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index not in streams:
+        streams[index] = torch.cuda.Stream(index)
+    return torch.cuda.stream(streams[index])

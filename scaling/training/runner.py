@@ -20,7 +20,7 @@ from ..models.parametrization import base_config
 from ..studies import compress, distill, mup
 from .batches import Batches
 from .branches import checkpoint_for
-from .device import autocast_for, resolve_device, resolve_dtype, seed_everything
+from .device import autocast_for, resolve_device, resolve_dtype, seeded, thread_stream
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
 from .forecast import Forecaster
 from .graphs import Graphed, GraphedPacked, graphs_apply
@@ -64,7 +64,8 @@ def train_points(
                 m.finish(status, error)
 
     try:
-        _train(members, group, device, dtype, watch)
+        with thread_stream(device):
+            _train(members, group, device, dtype, watch)
     except KeyboardInterrupt:
         finish_rest("interrupted", "interrupted by the user")
         raise
@@ -89,9 +90,7 @@ def time_point(specs, steps: int = 5, warmup: int = 2) -> dict:
     specs = list(specs) if isinstance(specs, (list, tuple)) else [specs]
     members, group, device, dtype = _members(specs, [None] * len(specs), HERE)
     cfg = specs[0].cfg
-    seed_everything(cfg.trainer.seed)
-    data = load_data(cfg.data)
-    models = [build_model(s.cfg.model, data.spec).to(device) for s in specs]
+    data, models = _initialised(specs, device)
     objective = distill.objective(loss_fn_for(data.spec.task), None, 0.0, cfg.distill.temperature)
     stepper = _stepper(members, models, data, objective, group, device, dtype)
     stepper.set_lr(specs[0].lr)
@@ -136,18 +135,24 @@ def _members(specs: list, point_dirs: list, resources: Resources):
     return members, group, device, dtype
 
 
+def _initialised(specs: list, device: torch.device, watch=None) -> tuple:
+    """The points' data and models, each model initialised as its own run would draw it (a
+    pack's seeds one after another), holding the RNGs against other points' threads."""
+    with seeded(specs[0].cfg.trainer.seed):  # before the data: data=teacher draws from it
+        data = load_data(specs[0].cfg.data)
+        models = []
+        for s in specs:
+            with seeded(s.cfg.trainer.seed if len(specs) > 1 else None):
+                models.append(build_model(s.cfg.model, data.spec).to(device))
+            if watch is not None:
+                watch(models[-1])
+    return data, models
+
+
 def _train(members: list, group, device: torch.device, dtype: str, watch=None) -> None:
     spec, cfg = members[0].spec, members[0].spec.cfg
     tr = cfg.trainer
-    seed_everything(tr.seed)  # before the data: generating some (data=teacher) draws from it
-    data = load_data(cfg.data)
-    models = []
-    for m in members:  # each packed seed's initialisation, as its own run would draw it
-        if len(members) > 1:
-            seed_everything(m.spec.cfg.trainer.seed)
-        models.append(build_model(m.spec.cfg.model, data.spec).to(device))
-        if watch is not None:
-            watch(models[-1])
+    data, models = _initialised([m.spec for m in members], device, watch)
     teacher = None
     if cfg.distill.alpha > 0:
         path = cfg.distill.teacher or store.point_folder(cfg.out, spec.teacher.point_id)
