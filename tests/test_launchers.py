@@ -28,6 +28,60 @@ def test_joblib_two_workers(in_tmp):
     _all_ok_once(in_tmp / "outputs" / "mlp_width", 4)
 
 
+def test_threads_launcher_trains_each_job_in_a_thread_with_the_rows_of_processes(
+    in_tmp, monkeypatch
+):
+    import scaling.launch.hydra as launching
+
+    names, train_job = set(), launching.train_job
+
+    def spy(*args, **kwargs):
+        names.add(threading.current_thread().name)
+        return train_job(*args, **kwargs)
+
+    monkeypatch.setattr(launching, "train_job", spy)
+    grid = ["model.width=4,8,12,16", *TINY, "trainer.steps=20", "trainer.threads=1"]
+    threads = ["hydra/launcher=threads", "hydra.launcher.n_jobs=2"]
+    assert main(["sweep", *grid, *threads, "--out", str(in_tmp / "threads")]) == 0
+    assert len(names) == 2 and all(n.startswith("job") for n in names)  # two threads, not main
+    together = _all_ok_once(in_tmp / "threads", 4).set_index("point_id")
+    assert main(["sweep", *grid, "--out", str(in_tmp / "alone")]) == 0  # one after another
+    alone = _all_ok_once(in_tmp / "alone", 4).set_index("point_id")
+    # each drew its own initialisation and batches, as alone
+    assert together["val_loss"].to_dict() == alone["val_loss"].to_dict()
+    assert main(["sweep", *grid, *threads, "--out", str(in_tmp / "threads")]) == 0  # resume
+    _all_ok_once(in_tmp / "threads", 4)
+
+
+def test_a_thread_holds_the_rngs_while_it_draws():
+    import torch
+
+    from scaling.training.device import seeded
+
+    inside, draws = threading.Event(), {}
+
+    def first():
+        with seeded(0):
+            a = torch.rand(3)
+            inside.set()
+            time.sleep(0.1)  # another thread seeds meanwhile, or waits
+            draws[0] = torch.cat([a, torch.rand(3)])
+
+    def second():
+        inside.wait()
+        with seeded(1):
+            draws[1] = torch.rand(6)
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        assert torch.equal(draws[seed], torch.rand(6))
+
+
 @pytest.mark.slow
 def test_submitit_local(in_tmp):
     args = [

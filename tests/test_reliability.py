@@ -51,9 +51,14 @@ def _wait_for_a_running_point(sweep_dir, proc, timeout=60):
     raise TimeoutError
 
 
+THREADS = ["hydra/launcher=threads", "hydra.launcher.n_jobs=2"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig):
+@pytest.mark.parametrize(
+    "sig,launcher", [(signal.SIGINT, []), (signal.SIGKILL, []), (signal.SIGINT, THREADS)]
+)
+def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig, launcher):
     args = [
         "model.width=4,8,12,16,20,24",
         "trainer.steps=300",
@@ -62,7 +67,8 @@ def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig):
         "tune.lrs=[]",
     ]
     sweep_dir = in_tmp / "outputs" / "mlp_width"
-    proc = _sweep_in_subprocess(in_tmp, *args)
+    # the signal goes to the main process alone: the threads launcher passes Ctrl-C on
+    proc = _sweep_in_subprocess(in_tmp, *args, *launcher)
     finished = _wait_for_results(sweep_dir, 2, proc)
     _wait_for_a_running_point(sweep_dir, proc)
     proc.send_signal(sig)
@@ -70,7 +76,7 @@ def test_killed_sweep_resumes_without_retraining_finished_points(in_tmp, sig):
     assert proc.returncode != 0
     before = {k: v["finished_at"] for k, v in _results(sweep_dir).items() if v["status"] == "ok"}
     assert set(finished) <= set(before)
-    if sig == signal.SIGINT:  # a clean stop records the running point and the table
+    if sig == signal.SIGINT:  # a clean stop records the running points and the table
         assert any(v["status"] == "interrupted" for v in _results(sweep_dir).values())
         assert (sweep_dir / "results.csv").exists()
 

@@ -76,13 +76,15 @@ def launch(sweep, jobs: list, max_failures: int | None = None) -> None:
 
 
 def _register_own_launchers() -> None:
-    """The project's own launcher (hydra_plugins.scaling_ray) among Hydra's plugins. Hydra finds
+    """The project's own launchers (hydra_plugins.scaling_*) among Hydra's plugins. Hydra finds
     it itself in a regular install; in an editable one its scan cannot list setuptools' import
     hook, though the module imports."""
     from hydra_plugins.scaling_ray.launcher import RayLauncher
+    from hydra_plugins.scaling_threads.launcher import ThreadsLauncher
 
     known = Plugins.instance().class_name_to_class
-    known.setdefault(f"{RayLauncher.__module__}.{RayLauncher.__name__}", RayLauncher)
+    for launcher in (RayLauncher, ThreadsLauncher):
+        known.setdefault(f"{launcher.__module__}.{launcher.__name__}", launcher)
 
 
 class PlannedJobs:

@@ -116,12 +116,11 @@ def slots_per_device(trainer, params: int, free: int, n_devices: int) -> int:
 
 
 def threads_per_job(launcher: dict, nproc: int) -> int | None:
-    """Each of joblib's concurrent jobs gets its share of the cores, split again between the
-    processes of a group (None: not joblib, torch's own default)."""
-    n_jobs = (
-        launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
-    )
-    if not n_jobs or n_jobs <= 0:
+    """Each of a local launcher's concurrent jobs (joblib's processes, the threads launcher's
+    threads) gets its share of the cores, split again between the processes of a group
+    (None: another launcher, torch's own default)."""
+    n_jobs = launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or n_jobs <= 0:
         return None
     return max(1, (os.cpu_count() or 1) // (n_jobs * nproc))
 

@@ -95,7 +95,8 @@ class Captured:
         self.opt.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
         current = torch.cuda.current_stream(self.device)
         try:
-            with torch.cuda.graph(graph):
+            # thread_local: other points' threads may allocate or synchronise meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 loss = self._compute(static_x, static_y)
         except Exception as e:  # noqa: BLE001 - an uncapturable step trains eagerly instead
             torch.cuda.set_stream(current)  # a failed capture can leave its own stream current
