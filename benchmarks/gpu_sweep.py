@@ -14,7 +14,9 @@ baseline:
   another (the basic launcher), with several at once per GPU (hydra/launcher=local and
   trainer.gpu_slots), with CUDA graphs as well, and with each tuned size's lrs packed
   (tune.pack) too; against the reference loop's steps per second for the same number of
-  steps run one after another.
+  steps run one after another. ``study_concurrent`` runs the concurrent modes that matter
+  now: worker processes graphed, and points as threads of one process (hydra/launcher=threads)
+  graphed, twice, and packed; ``study_processes`` the worker-process modes.
 - mlp: a tiny MLP point's training steps per second in fp32 (as the reference), eager and
   graphed, and model-steps per second with trainer.pack_seeds=8 and 32, eager and graphed;
   after the first evaluation (as the reference leaves out its warm-up) and over the whole run.
@@ -223,15 +225,24 @@ def sizes(out: Path) -> dict:
     return res
 
 
+STUDY_MODES = ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed",
+               "threads_graphs", "threads_graphs_again", "threads_packed")  # fmt: skip
+
+
 def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed")) -> dict:
-    """The default study as each mode runs it (``study_concurrent``: all but sequential)."""
+    """The default study as each mode runs it: its points one after another (sequential), in
+    worker processes with places on the GPU (slots), or in threads of one process (threads);
+    eager or graphed; with each tuned size's lrs packed."""
     gpus = max(1, torch.cuda.device_count())
-    slots = ["hydra/launcher=local", f"hydra.launcher.n_jobs={SLOTS * gpus}",
-             f"trainer.gpu_slots={SLOTS}"]  # fmt: skip
+    jobs, places = f"hydra.launcher.n_jobs={SLOTS * gpus}", f"trainer.gpu_slots={SLOTS}"
+    slots = ["hydra/launcher=local", jobs, places]
+    threads = ["hydra/launcher=threads", jobs, places]
     eager, graphs = ["trainer.cuda_graphs=false"], ["trainer.cuda_graphs=true"]
     extra = {"sequential": eager, "slots": [*slots, *eager], "slots_graphs": [*slots, *graphs],
              "slots_graphs_again": [*slots, *graphs],  # a second time: the machine's caches warm
-             "packed": [*slots, *graphs, "tune.pack=true"]}  # fmt: skip
+             "packed": [*slots, *graphs, "tune.pack=true"],
+             "threads_graphs": [*threads, *graphs], "threads_graphs_again": [*threads, *graphs],
+             "threads_packed": [*threads, *graphs, "tune.pack=true"]}  # fmt: skip
     return {f"study_{mode}": study(out, extra[mode], mode) for mode in modes}
 
 
@@ -265,6 +276,9 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
         "anchor_process": lambda: {"anchor": res.get("anchor", {}) | anchor_process(anchor_path)},
         "study": lambda: study_parts(out),
         "study_concurrent": lambda: study_parts(
+            out, ("slots_graphs", "threads_graphs", "threads_graphs_again", "threads_packed")
+        ),
+        "study_processes": lambda: study_parts(
             out, ("slots", "slots_graphs", "slots_graphs_again", "packed")
         ),
         "sizes": lambda: sizes(out),
@@ -299,7 +313,7 @@ def table(res: dict) -> str:
         lines.append(f"| {name} | {value:,.3g}{unit} | {shown} | {ratio} |")
 
     process = (ref.get("mlp_w256_process") or {}).get("wall_s")
-    for mode in ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed"):
+    for mode in STUDY_MODES:
         r = res.get(f"study_{mode}")
         if r:
             plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
