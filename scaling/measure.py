@@ -162,7 +162,9 @@ class PeakMemory:
     On Linux the kernel's RSS high-water mark is reset at the start (``/proc/self/clear_refs``)
     and read at the end: exact, and nothing runs beside the training loop. Elsewhere a
     background thread samples RSS (``ru_maxrss`` never falls, so it cannot measure one
-    point of many).
+    point of many). In a thread other than the main one (points in threads of one process)
+    nothing is reset, which would spoil the others' readings: the peak is the process's, its
+    CUDA allocations' peak so far or its RSS's rise while the block ran.
     """
 
     def __init__(self, device: torch.device, interval: float = 0.05):
@@ -171,12 +173,16 @@ class PeakMemory:
         self._thread = None
 
     def __enter__(self):
+        alone = threading.current_thread() is threading.main_thread()
         if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+            if alone:
+                torch.cuda.reset_peak_memory_stats(self.device)
             return self
         self._proc = psutil.Process()
         self._base = self._max = self._proc.memory_info().rss
         try:
+            if not alone:
+                raise OSError("the high-water mark is the whole process's")
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset the high-water mark to the current RSS
         except OSError:

@@ -106,6 +106,25 @@ def test_peak_memory_sees_a_large_allocation_on_cpu():
     assert small.peak < big.peak / 10  # the mark was reset: the next block does not inherit it
 
 
+
+def test_peak_memory_in_a_thread_leaves_the_process_mark_alone():
+    import threading
+
+    from scaling.measure import PeakMemory
+
+    def beside():  # a point in a thread of the same process, measuring its own block
+        with PeakMemory(torch.device("cpu")):
+            torch.ones(10)
+
+    with PeakMemory(torch.device("cpu")) as big:
+        x = torch.ones(50_000_000)  # 200 MB, touched, then given back
+        del x
+        thread = threading.Thread(target=beside)
+        thread.start()
+        thread.join()
+    assert big.peak >= 150_000_000  # the thread did not reset the mark under the main block
+
+
 CROSS_CHECK = [
     (
         "mlp",
