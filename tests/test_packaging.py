@@ -24,3 +24,5 @@ def test_wheel_ships_configs_and_presets(tmp_path):
         assert f"scaling/sweeps/{preset.name}" in names
     modules = {f"scaling/{m.relative_to(ROOT / 'scaling')}" for m in ROOT.glob("scaling/**/*.py")}
     assert modules - names == set()  # every subpackage is listed in pyproject.toml
+    plugins = {str(m.relative_to(ROOT)) for m in ROOT.glob("hydra_plugins/*/*.py")}
+    assert plugins and plugins - names == set()  # the launchers, where Hydra looks for them
