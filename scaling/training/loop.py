@@ -72,8 +72,9 @@ def _steps(stepper, members, course, checkpoint, profiler, loss_sum, progress) -
         if profiler is not None:
             profiler.step()
         if step % course.eval_interval == 0 or step == course.steps:
-            if stepper.device.type == "cuda":  # the steps queued, not only launched, are timed
-                torch.cuda.synchronize(stepper.device)  # the evaluation syncs next anyway
+            if stepper.device.type == "cuda":  # the steps queued, not only launched, are timed;
+                # this point's stream, not the device: points beside it in threads go on
+                torch.cuda.current_stream(stepper.device).synchronize()
             progress.train_time += time.perf_counter() - t0
             if _evaluate(stepper, members, loss_sum / progress.since_eval, lr, progress, course):
                 break
