@@ -11,6 +11,7 @@ warning: the graph is an optimisation, never a reason for a point to fail.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
@@ -22,6 +23,7 @@ WARM = 3  # eager steps before the capture
 # eager's steps per second from 0.8M to 17M parameters (benchmarks/RESULTS.md); larger models
 # keep the GPU busy between launches, and were not measured
 AUTO_MAX_PARAMS = 20_000_000
+CAPTURING = threading.Lock()  # held by the thread whose point captures its step
 
 
 def graphs_apply(tr, device: torch.device, optimizer: str = "adamw", params: int = 0) -> bool:
@@ -95,8 +97,9 @@ class Captured:
         self.opt.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
         current = torch.cuda.current_stream(self.device)
         try:
-            # thread_local: other points' threads may allocate or synchronise meanwhile
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            # one capture at a time in a process, as torch asks; thread_local: other points'
+            # threads may allocate or synchronise meanwhile
+            with CAPTURING, torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 loss = self._compute(static_x, static_y)
         except Exception as e:  # noqa: BLE001 - an uncapturable step trains eagerly instead
             torch.cuda.set_stream(current)  # a failed capture can leave its own stream current
