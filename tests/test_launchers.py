@@ -1,5 +1,6 @@
 """The same sweep through Hydra's launchers: every point ok, exactly once."""
 
+import os
 import threading
 import time
 
@@ -173,6 +174,21 @@ def test_a_process_group_holds_whole_devices(tmp_path, monkeypatch):
     held = _place(tmp_path, 0, 1)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert held and _place(tmp_path, 1, 1) == [] and _place(tmp_path, 0, 1)
+
+
+def test_a_process_groups_gpus_go_to_its_torchrun_not_to_this_process(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from scaling.launch.resources import job_resources
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    trainer = SimpleNamespace(threads=None, device="auto", nproc=2, gpu_slots=None)
+    with job_resources(trainer) as resources:
+        assert resources.visible == "5,7"  # the physical GPUs, for the group's environment
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "5,7"  # shared by jobs in threads: kept
 
 
 def test_a_point_waits_for_a_device_with_room_then_runs_regardless(tmp_path):

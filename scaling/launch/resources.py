@@ -144,16 +144,9 @@ def job_resources(trainer, threads: int | None = None, params: int = 0):
             yield Resources(device=f"cuda:{held}", threads=threads)
         return
     with device_slot(n_gpus, count=nproc) as held:
-        # the group's torchrun sees only its GPUs
-        before = os.environ.get("CUDA_VISIBLE_DEVICES")
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(_physical(i) for i in held)
-        try:
-            yield Resources(threads=threads)
-        finally:
-            if before is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES")
-            else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = before
+        # the group's torchrun sees only its GPUs (its own environment: jobs in threads of
+        # one process share this one's)
+        yield Resources(threads=threads, visible=",".join(_physical(i) for i in held))
 
 
 def _room(device: int, params: int) -> bool:

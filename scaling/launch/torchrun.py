@@ -48,6 +48,8 @@ def launch(spec, point_dir: Path, resources: Resources = HERE) -> dict:
     command = [sys.executable, "-m", "scaling.launch.torchrun", "torchrun", "--standalone",
                f"--nproc_per_node={nproc}", "-m", "scaling.launch.torchrun", str(handoff), str(point_dir)]  # fmt: skip
     env = os.environ | {"OMP_NUM_THREADS": str(resources.threads)}
+    if resources.visible is not None:  # the GPUs the job holds for the group
+        env["CUDA_VISIBLE_DEVICES"] = resources.visible
     status, error = None, None
     # its own session: a signal reaches the group once, through this job (below)
     proc = subprocess.Popen(command, env=env, start_new_session=True)

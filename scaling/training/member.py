@@ -21,6 +21,7 @@ class Resources:
 
     device: str | None = None
     threads: int | None = None
+    visible: str | None = None  # a process group's GPUs, its torchrun's CUDA_VISIBLE_DEVICES
 
 
 HERE = Resources()  # the config's own device and threads
