@@ -141,6 +141,12 @@ def study(out: Path, extra: list[str], name: str) -> dict:
     finished = [datetime.fromisoformat(r["finished_at"]).timestamp() for r in rows]
     phases = {"to_first_point_s": min(started) - began, "points_s": max(finished) - min(started),
               "after_points_s": began + wall - max(finished)} if rows else {}  # fmt: skip
+    # each point's own steps per second after its first evaluation: beside the single point's
+    # rate (part mlp), whether points at once slow each other (one interpreter lock, one GPU)
+    rates = [n / t for n, t in (steady(f.parent) for f in (out / name).glob("points/*/history.csv"))
+             if t > 0]  # fmt: skip
+    if rates:
+        phases["median_point_steps_s"] = float(np.median(rates))
     return {"wall_s": wall, "points": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
             "steps": sum(int(r["steps"]) for r in rows),
             "train_s": sum(float(r.get("wall_time_s") or 0) for r in rows), **phases}  # fmt: skip
@@ -298,6 +304,25 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
     return res
 
 
+def study_lines(res: dict, line, mlp_ref: float | None, process: list | None) -> None:
+    """The table's lines for each study mode measured: its wall time against the reference's
+    steps one after another and against a process per point, and a point's own rate."""
+    for mode in STUDY_MODES:
+        r = res.get(f"study_{mode}")
+        if not r:
+            continue
+        plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
+        name = f"default study, {mode} ({r['ok']}/{r['points']} ok), wall"
+        line(name, r["wall_s"], plain, " s", faster_is_less=True)
+        if process:  # each point a plain loop in a fresh process (2,000 steps each)
+            each = sum(process) / len(process)
+            line(f"{name}, against a process per point", r["wall_s"], each * r["points"],
+                 " s", faster_is_less=True)  # fmt: skip
+        if r.get("median_point_steps_s"):  # each point's own rate, while others ran
+            line(f"default study, {mode}: a point's steps/s (median)",
+                 r["median_point_steps_s"], mlp_ref)  # fmt: skip
+
+
 def table(res: dict) -> str:
     """Markdown: each runner number, the reference's, and their ratio."""
     ref = res.get("anchor", {})
@@ -312,17 +337,7 @@ def table(res: dict) -> str:
         shown = f"{reference:,.3g}{unit}" if reference else ""
         lines.append(f"| {name} | {value:,.3g}{unit} | {shown} | {ratio} |")
 
-    process = (ref.get("mlp_w256_process") or {}).get("wall_s")
-    for mode in STUDY_MODES:
-        r = res.get(f"study_{mode}")
-        if r:
-            plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
-            name = f"default study, {mode} ({r['ok']}/{r['points']} ok), wall"
-            line(name, r["wall_s"], plain, " s", faster_is_less=True)
-            if process:  # each point a plain loop in a fresh process (2,000 steps each)
-                each = sum(process) / len(process)
-                line(f"{name}, against a process per point", r["wall_s"], each * r["points"],
-                     " s", faster_is_less=True)  # fmt: skip
+    study_lines(res, line, mlp_ref, (ref.get("mlp_w256_process") or {}).get("wall_s"))
     for key, reference in (("mlp_eager", mlp_ref), ("mlp_graphs", mlp_ref),
                            ("mlp_pack8", pack_ref[8]), ("mlp_pack8_graphs", pack_ref[8]),
                            ("mlp_pack32", pack_ref[32]), ("mlp_pack32_graphs", pack_ref[32])):  # fmt: skip
