@@ -161,7 +161,9 @@ class Transformer(nn.Module):
         h = self.wte(x) + self.wpe(pos)
         recompute = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            h = checkpoint(block, h, use_reentrant=False) if recompute else block(h)
+            # no dropout to replay: the global RNG is left alone (points in threads share it)
+            h = (checkpoint(block, h, use_reentrant=False, preserve_rng_state=False)
+                 if recompute else block(h))  # fmt: skip
         h = self.ln_f(h)
         return self.head(h if self.lm else h.mean(dim=1))
 

@@ -23,7 +23,7 @@ from .branches import checkpoint_for
 from .device import autocast_for, resolve_device, resolve_dtype, seeded, thread_stream
 from .evaluate import eval_batch_size, evaluate, loss_fn_for
 from .forecast import Forecaster
-from .graphs import Graphed, GraphedPacked, graphs_apply
+from .graphs import CAPTURING, Graphed, GraphedPacked, graphs_apply
 from .loop import Course, run
 from .member import HERE, Member, Resources, now
 from .optim import make_optimizer
@@ -71,7 +71,8 @@ def train_points(
         raise
     except torch.OutOfMemoryError as e:
         if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # the next point starts with the memory this one held
+            with CAPTURING:  # not while a point in another thread captures its graph
+                torch.cuda.empty_cache()  # the next point starts with the memory this one held
         finish_rest(*group.blame("oom", e, members[0].folder))
     except Exception as e:  # noqa: BLE001 - any failure of one point is that point's row
         finish_rest(*group.blame("failed", e, members[0].folder))
@@ -156,7 +157,8 @@ def _train(members: list, group, device: torch.device, dtype: str, watch=None) -
     teacher = None
     if cfg.distill.alpha > 0:
         path = cfg.distill.teacher or store.point_folder(cfg.out, spec.teacher.point_id)
-        teacher = distill.load_teacher(path, cfg.data.name, data.spec, device)
+        with seeded(None):  # its initialisation draws, though its weights replace it
+            teacher = distill.load_teacher(path, cfg.data.name, data.spec, device)
     objective = distill.objective(loss_fn_for(data.spec.task), teacher, cfg.distill.alpha,
                                   cfg.distill.temperature)  # fmt: skip
     _announce(members, device, dtype)
