@@ -18,7 +18,7 @@ def atomic_write(path: Path, write: Callable, binary: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are for everyone who reads
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; results are for everyone who reads
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
         os.replace(tmp, path)
@@ -31,6 +31,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# read once, at import: setting and restoring it later would race with threads writing files
+UMASK = _umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
