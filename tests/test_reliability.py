@@ -150,3 +150,24 @@ def test_interrupted_point_resumes_from_its_checkpoint(point, tmp_path, monkeypa
         and resumed["train_loss"] == reference["train_loss"]
     )
     assert pd.read_csv(tmp_path / "history.csv")["step"].tolist() == [5, 10, 15, 20]
+
+
+def test_a_thread_asked_to_stop_ends_its_point_as_interrupted(point, tmp_path):
+    """The threads launcher asks a job's thread to stop (Ctrl-C reaches the main thread only):
+    its point stops at its next step and is recorded as a point stopped by Ctrl-C is."""
+    import threading
+
+    spec, seen = point("model.width=8", "trainer.steps=20"), {}
+
+    def job():
+        threading.current_thread().stop_requested = True
+        try:
+            train_point(spec, tmp_path)
+        except KeyboardInterrupt:
+            seen["raised"] = True
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    row = json.loads((tmp_path / "result.json").read_text())
+    assert seen.get("raised") and row["status"] == "interrupted"

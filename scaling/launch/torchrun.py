@@ -54,7 +54,12 @@ def launch(spec, point_dir: Path, resources: Resources = HERE) -> dict:
     # its own session: a signal reaches the group once, through this job (below)
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        code = proc.wait()
+        code = None
+        while code is None:  # in short waits: Ctrl-C raised into a job's thread gets through
+            try:
+                code = proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
         if code != 0:
             status = "failed"
             error = f"a process of the group failed (torchrun exit {code}); its error is in the log"

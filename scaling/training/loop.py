@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -64,7 +65,10 @@ def run(stepper, members: list, course: Course, checkpoint=None, profiler=None) 
 
 def _steps(stepper, members, course, checkpoint, profiler, loss_sum, progress) -> None:
     t0 = time.perf_counter()
+    me = threading.current_thread()  # a job's thread may be asked to stop (hydra/launcher=threads)
     for step in range(progress.step + 1, course.steps + 1):
+        if getattr(me, "stop_requested", False):
+            raise KeyboardInterrupt  # as Ctrl-C stops a point in a process of its own
         lr = lr_at(step - 1, course.steps, course.optim, course.peak_lr, course.warmup)
         stepper.set_lr(lr)
         loss_sum += stepper.step()
