@@ -63,14 +63,21 @@ def seeded(seed: int | None):
 _OWN = threading.local()  # each thread's CUDA streams, by device
 
 
+@contextlib.contextmanager
 def thread_stream(device: torch.device):
-    """A context on a CUDA stream of this thread's own where it is not the main thread: points
+    """The block on a CUDA stream of this thread's own where it is not the main thread: points
     trained in threads of one process then queue their kernels side by side on the GPU, not
-    one after another on its default stream. Elsewhere it does nothing."""
+    one after another on its default stream. The stream is drained on the way out (an error
+    included), before the point's memory goes back to the cache. Elsewhere it does nothing."""
     if device.type != "cuda" or threading.current_thread() is threading.main_thread():
-        return contextlib.nullcontext()
+        yield
+        return
     streams = _OWN.__dict__.setdefault("streams", {})
     index = torch.cuda.current_device() if device.index is None else device.index
     if index not in streams:
         streams[index] = torch.cuda.Stream(index)
-    return torch.cuda.stream(streams[index])
+    with torch.cuda.stream(streams[index]):
+        try:
+            yield
+        finally:
+            streams[index].synchronize()

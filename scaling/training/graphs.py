@@ -97,9 +97,10 @@ class Captured:
         self.opt.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
         current = torch.cuda.current_stream(self.device)
         try:
-            # one capture at a time in a process, as torch asks; thread_local: other points'
-            # threads may allocate or synchronise meanwhile
-            with CAPTURING, torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            # one capture at a time in a process, as torch asks, on a stream of the point's
+            # own device; thread_local: other points' threads may allocate or sync meanwhile
+            with CAPTURING, torch.cuda.graph(graph, stream=self.side,
+                                             capture_error_mode="thread_local"):  # fmt: skip
                 loss = self._compute(static_x, static_y)
         except Exception as e:  # noqa: BLE001 - an uncapturable step trains eagerly instead
             torch.cuda.set_stream(current)  # a failed capture can leave its own stream current
