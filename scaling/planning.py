@@ -89,7 +89,7 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
         hydra = master.hydra
         launcher = composing.to_container(hydra.launcher)
         remote = any(k in str(launcher.get("_target_", "")) for k in ("Slurm", "Ray"))
-        check_threads(launcher, hydra.job.chdir)
+        check_threads(launcher, hydra.job)
         varying = composing.varying_keys(grid)
         shapes, seen, specs, jobs = {}, set(), [], []
         for point in grid:
@@ -106,17 +106,17 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
     return Sweep(name, Path(out), specs, jobs, hydra_over, launcher, remote, preset)
 
 
-def check_threads(launcher: dict, chdir: bool | None) -> None:
-    """The threads launcher runs every job in this process, which has one working directory;
-    it needs a thread or more (BadInput)."""
+def check_threads(launcher: dict, job) -> None:
+    """The threads launcher runs every job in this process, which has one working directory and
+    one environment (Hydra's ``job`` settings may change neither); it needs a thread or more."""
     if not str(launcher.get("_target_", "")).endswith("ThreadsLauncher"):
         return
     n_jobs = launcher.get("n_jobs")
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise BadInput(f"hydra.launcher.n_jobs={n_jobs}: hydra/launcher=threads needs 1 or more")
-    if chdir:
-        raise BadInput("hydra.job.chdir=true: hydra/launcher=threads runs every job in one "
-                       "process, which has one working directory")  # fmt: skip
+    if job.chdir or job.env_set:
+        raise BadInput(f"hydra.job.{'chdir' if job.chdir else 'env_set'}: hydra/launcher=threads "
+                       "runs every job in one process, one working directory, one environment")  # fmt: skip
 
 
 def check_tasks(cfg, launcher: dict) -> None:

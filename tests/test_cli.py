@@ -143,6 +143,7 @@ BAD = [
     (["sweep", "mlp_width", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'"),
     (["sweep", "hydra/launcher=threads", "hydra.launcher.n_jobs=0"], "needs 1 or more"),
     (["sweep", "hydra/launcher=threads", "hydra.job.chdir=true"], "one working directory"),
+    (["sweep", "hydra/launcher=threads", "+hydra.job.env_set.X=1"], "env_set: hydra/launcher"),
     (["run", "model.family=rnn"], "choose the config group instead: model=rnn"),
     (["run", "model=rnn", "trainer.pack_seeds=2"], "the rnn family cannot be vmapped"),
     (["sweep", "trainer.pack_seeds=2", "trainer.early_stop_patience=2"], "does not combine"),
