@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import io
+import threading
 import warnings
 
 import torch
@@ -71,9 +72,14 @@ class Cast(nn.Module):
         return self.inner(x.to(self.dtype) if x.is_floating_point() else x)
 
 
+# warnings.catch_warnings swaps the process's filters: blocks in threads of one process
+# (hydra/launcher=threads) that overlapped could leave "ignore" in place for good
+QUIET = threading.Lock()
+
+
 def quantized(model: nn.Module, level: str) -> nn.Module:
     layers = {nn.Linear, nn.LSTM, nn.GRU}
-    with warnings.catch_warnings():  # torch.ao.quantization warns that it is moving to torchao
+    with QUIET, warnings.catch_warnings():  # torch.ao.quantization warns that it moves to torchao
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(
             copy.deepcopy(model).cpu(), layers, dtype=QUANTIZED[level]
@@ -113,7 +119,7 @@ def stored_bytes(model: nn.Module) -> int:
     state = {}
     for name, t in model.state_dict().items():
         if isinstance(t, torch.Tensor) and t.dim() == 2 and not t.is_quantized:
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            with QUIET, warnings.catch_warnings():  # "sparse CSR support is in beta"
                 warnings.simplefilter("ignore")
                 csr = t.to_sparse_csr()
                 t = csr if _saved_size(csr) < _saved_size(t) else t
