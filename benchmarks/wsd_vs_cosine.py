@@ -10,7 +10,7 @@ steps), or with ``--lm`` byte-level transformers on the standard library's sourc
 parameter; lrs 0.0025-0.01).
 
     python benchmarks/wsd_vs_cosine.py [--lm | --long] [WORKDIR]
-    # ~2 (MLP), ~6 (--lm) or ~30 (--long) minutes on a 2-core CPU
+    # ~2 (MLP), ~6 (--lm) or ~40 (--long) minutes on a 2-core CPU
 """
 
 from __future__ import annotations
