@@ -180,12 +180,7 @@ class PeakMemory:
             return self
         self._proc = psutil.Process()
         self._base = self._max = self._proc.memory_info().rss
-        try:
-            if not alone:
-                raise OSError("the high-water mark is the whole process's")
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset the high-water mark to the current RSS
-        except OSError:
+        if not (alone and _reset_high_water_mark()):
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -206,6 +201,16 @@ class PeakMemory:
             self._thread.join()
             self.peak = max(self._max, self._proc.memory_info().rss) - self._base
         return False
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset the kernel's RSS high-water mark to the current RSS; False where it cannot be."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def _high_water_mark() -> int:
