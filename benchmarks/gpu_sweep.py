@@ -16,7 +16,9 @@ baseline:
   (tune.pack) too; against the reference loop's steps per second for the same number of
   steps run one after another. ``study_concurrent`` runs the concurrent modes that matter
   now: worker processes graphed, and points as threads of one process (hydra/launcher=threads)
-  graphed, twice, and packed; ``study_processes`` the worker-process modes.
+  graphed, twice, and packed; ``study_processes`` the worker-process modes; ``study_threads``
+  the README's threads command as a user types it (twice, then with 4 jobs).
+- startup: a fresh process's import of torch and its device context, seconds.
 - mlp: a tiny MLP point's training steps per second in fp32 (as the reference), eager and
   graphed, and model-steps per second with trainer.pack_seeds=8 and 32, eager and graphed;
   after the first evaluation (as the reference leaves out its warm-up) and over the whole run.
@@ -120,6 +122,19 @@ def anchor_gpt(path: Path | None) -> dict:
         else:
             ref.gpt_bench(name, 50304, 1024, 12, 768, 12, 16, compile_=compiled, steps=20)
     return ref.res
+
+
+def startup() -> dict:
+    """What a fresh process pays before its first step: Python with torch imported, then
+    the device's context (the first tensor on it); seconds, from a process of its own."""
+    code = ("import time; t = time.perf_counter(); import torch; i = time.perf_counter() - t; "
+            "d = 'cuda' if torch.cuda.is_available() else 'cpu'; t = time.perf_counter(); "
+            "torch.zeros(1, device=d).sum().item(); print(i, time.perf_counter() - t)")  # fmt: skip
+    start = time.perf_counter()
+    found = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    imports, context = (float(x) for x in found.stdout.split())
+    return {"startup": {"process_s": wall, "import_torch_s": imports, "context_s": context}}
 
 
 def study(out: Path, extra: list[str], name: str) -> dict:
@@ -232,7 +247,8 @@ def sizes(out: Path) -> dict:
 
 
 STUDY_MODES = ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed",
-               "threads_graphs", "threads_graphs_again", "threads_packed")  # fmt: skip
+               "threads_graphs", "threads_graphs_again", "threads_packed", "threads",
+               "threads_again", "threads_4")  # fmt: skip
 
 
 def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed")) -> dict:
@@ -248,7 +264,11 @@ def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed
              "slots_graphs_again": [*slots, *graphs],  # a second time: the machine's caches warm
              "packed": [*slots, *graphs, "tune.pack=true"],
              "threads_graphs": [*threads, *graphs], "threads_graphs_again": [*threads, *graphs],
-             "threads_packed": [*threads, *graphs, "tune.pack=true"]}  # fmt: skip
+             "threads_packed": [*threads, *graphs, "tune.pack=true"],
+             # as the README has a user type it: graphs and places on the GPU by default
+             "threads": ["hydra/launcher=threads", "tune.pack=true"],
+             "threads_again": ["hydra/launcher=threads", "tune.pack=true"],
+             "threads_4": ["hydra/launcher=threads", "hydra.launcher.n_jobs=4", "tune.pack=true"]}  # fmt: skip
     return {f"study_{mode}": study(out, extra[mode], mode) for mode in modes}
 
 
@@ -284,6 +304,8 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
         "study_concurrent": lambda: study_parts(
             out, ("slots_graphs", "threads_graphs", "threads_graphs_again", "threads_packed")
         ),
+        "study_threads": lambda: study_parts(out, ("threads", "threads_again", "threads_4")),
+        "startup": startup,
         "study_processes": lambda: study_parts(
             out, ("slots", "slots_graphs", "slots_graphs_again", "packed")
         ),
