@@ -133,3 +133,47 @@ def test_a_bad_forecast_share_is_one_line_and_exit_2(in_tmp, capsys):
     assert main(["sweep", "model.width=4", *TINY, "trainer.forecast=1.5"]) == 2
     err = capsys.readouterr().err
     assert "trainer.forecast" in err and len(err.strip().splitlines()) == 1
+
+
+def _grid(rng, luck=0.1):
+    """A tuning grid: five lrs at each of three sizes, whose final log loss is curved in log
+    lr about each size's best rate (as tuning runs' are) and otherwise linear in the early
+    log loss and log N; the early loss carries each run's own luck ``u``."""
+
+    def run(lr, size, u):
+        x = math.log(lr)
+        best = math.log(0.02) - 0.3 * math.log(size / 1e3)
+        early = 0.4 - 0.1 * math.log(size) - 0.2 * x + u
+        final = -0.5 - 0.2 * math.log(size) + 0.08 * (x - best) ** 2 + 2 * (early - 0.4)
+        return early, math.exp(final)
+
+    grid = [(lr, size) for size in (1e3, 1e4, 1e5) for lr in (0.005, 0.01, 0.02, 0.04, 0.08)]
+    runs = [(lr, size, *run(lr, size, luck * rng.standard_normal())) for lr, size in grid]
+    return runs, run
+
+
+def test_a_run_inside_its_sizes_tuning_grid_is_read_off_the_grid_curve():
+    rng = np.random.default_rng(4)
+    plane_errors, errors, inside = [], [], []
+    for _ in range(100):
+        runs, run = _grid(rng)
+        lrs, sizes, early, finals = (list(c) for c in zip(*runs))
+        lr = math.exp(rng.uniform(math.log(0.006), math.log(0.07)))  # between the grid's lrs
+        e0, truth = run(lr, 1e4, 0.1 * rng.standard_normal())
+        f = loss_to_loss(early, lrs, sizes, finals, e0, lr, 1e4, 500)
+        # log final loss is a parabola in log lr here; a plane through the grid misreads it
+        X = np.column_stack([np.ones(15), early, np.log(lrs), np.log(sizes)])
+        coef = np.linalg.lstsq(X, np.log(finals), rcond=None)[0]
+        plane = math.exp(np.array([1, e0, math.log(lr), math.log(1e4)]) @ coef)
+        plane_errors.append(abs(plane / truth - 1))
+        errors.append(abs(f.loss / truth - 1))
+        inside.append(f.lo <= truth <= f.hi)
+    assert np.median(plane_errors) > 0.05
+    assert np.median(errors) < 0.03 and np.median(errors) < 0.4 * np.median(plane_errors)
+    assert np.mean(inside) >= 0.9
+    # outside the grid's lrs, or at a size it has no grid for, the plane is all there is
+    for lr, size in ((0.2, 1e4), (0.0283, 3e4)):
+        e0 = run(lr, size, 0.0)[0]
+        x0 = np.array([1, e0, math.log(lr), math.log(size)])
+        f = loss_to_loss(early, lrs, sizes, finals, e0, lr, size, 500)
+        assert f.loss == pytest.approx(math.exp(x0 @ coef), rel=1e-9)
