@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from . import measure, store
 from .config import compose as composing
+from .config import launchers
 from .config.schema import BUDGETS, Config, validate
 from .data import fingerprint, load_data
 from .errors import BadInput
@@ -89,12 +90,12 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
         hydra = master.hydra
         launcher = composing.to_container(hydra.launcher)
         remote = any(k in str(launcher.get("_target_", "")) for k in ("Slurm", "Ray"))
-        check_threads(launcher, hydra.job)
+        launchers.check_threads(launcher, hydra.job)
         varying = composing.varying_keys(grid)
         shapes, seen, specs, jobs = {}, set(), [], []
         for point in grid:
             cfg = composing.compose(point, preset, [f"sweep={name}", f"out={out}"])
-            check_tasks(cfg, launcher)
+            launchers.check_point(cfg, launcher)
             planned = plan_points(cfg, point, composing.label(point, varying), shapes, remote)
             job = [s for s in planned if s.point_id not in seen and s.role != "teacher"]
             for s in planned:
@@ -104,33 +105,6 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
             if job:
                 jobs.append(job)
     return Sweep(name, Path(out), specs, jobs, hydra_over, launcher, remote, preset)
-
-
-def check_threads(launcher: dict, job) -> None:
-    """The threads launcher runs every job in this process, which has one working directory and
-    one environment (Hydra's ``job`` settings may change neither); it needs a thread or more."""
-    if not str(launcher.get("_target_", "")).endswith("ThreadsLauncher"):
-        return
-    n_jobs = launcher.get("n_jobs")
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise BadInput(f"hydra.launcher.n_jobs={n_jobs}: hydra/launcher=threads needs 1 or more")
-    if job.chdir or job.env_set:
-        raise BadInput(f"hydra.job.{'chdir' if job.chdir else 'env_set'}: hydra/launcher=threads "
-                       "runs every job in one process, one working directory, one environment")  # fmt: skip
-
-
-def check_tasks(cfg, launcher: dict) -> None:
-    """A launcher that runs each point as several tasks (submitit's ``tasks_per_node``) makes
-    those tasks the point's process group: their number must be ``trainer.nproc`` (BadInput)."""
-    tasks = (launcher.get("nodes") or 1) * (launcher.get("tasks_per_node") or 1)
-    if tasks == 1:
-        return
-    if tasks != cfg.trainer.nproc:
-        raise BadInput(f"hydra.launcher runs each point as {tasks} tasks (nodes × tasks_per_node), "
-                       f"trainer.nproc={cfg.trainer.nproc}: set them equal")  # fmt: skip
-    if cfg.distill.trains_teacher:
-        raise BadInput("distill.teacher_overrides: a point's tasks cannot train its teacher; train "
-                       "the teacher first (trainer.save_model=true) and give distill.teacher=PATH")  # fmt: skip
 
 
 # ---------------------------------------------------------------- one point
