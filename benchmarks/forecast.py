@@ -2,7 +2,7 @@
 (trainer.forecast=0.25): the default study at a few seeds, each point's forecast against the
 loss it reached, and the median error over the six study points and over every run.
 
-    python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast]
+    python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast] [OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default="outputs/bench_forecast")
     ap.add_argument("--share", type=float, default=0.25)
+    ap.add_argument("overrides", nargs="*", help="the study's overrides, e.g. data.train_size=256000")
     args = ap.parse_args()
     lines = []
     for seed in args.seeds:
         out = Path(args.out) / f"seed{seed}"
         if not (out / "results.csv").is_file():
             subprocess.run([sys.executable, "-m", "scaling.cli", "sweep", "mlp_width", f"trainer.seed={seed}",
-                            f"trainer.forecast={args.share}", "--out", str(out)], check=True,
+                            f"trainer.forecast={args.share}", *args.overrides, "--out", str(out)], check=True,
                            stdout=subprocess.DEVNULL)  # fmt: skip
         done = score(collect(out))
         study = done[done["lr_source"] == "tuned"].sort_values("params")
