@@ -17,7 +17,9 @@ baseline:
   steps run one after another. ``study_concurrent`` runs the concurrent modes that matter
   now: worker processes graphed, and points as threads of one process (hydra/launcher=threads)
   graphed, twice, and packed; ``study_processes`` the worker-process modes; ``study_threads``
-  the README's threads command as a user types it (twice, then with 4 jobs).
+  the README's threads command as a user types it (twice, then with 4 jobs);
+  ``study_precision`` the same in fp32 at seeds 0, 1, 2 and in bf16 at seeds 1, 2, for the
+  study's own check (the law fitted without its largest size, at that size).
 - startup: a fresh process's import of torch and its device context, seconds.
 - mlp: a tiny MLP point's training steps per second in fp32 (as the reference), eager and
   graphed, and model-steps per second with trainer.pack_seeds=8 and 32, eager and graphed;
@@ -162,6 +164,11 @@ def study(out: Path, extra: list[str], name: str) -> dict:
              if t > 0]  # fmt: skip
     if rates:
         phases["median_point_steps_s"] = float(np.median(rates))
+    try:  # the study's own check: the law fitted without its largest size, at that size
+        held = json.loads((out / name / "fits.json").read_text())["extrapolation"]["saturating"]
+        phases["check_error"] = held[0]["rows"][-1]["rel_error"]
+    except (OSError, KeyError, IndexError, TypeError, ValueError):
+        pass
     return {"wall_s": wall, "points": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
             "steps": sum(int(r["steps"]) for r in rows),
             "train_s": sum(float(r.get("wall_time_s") or 0) for r in rows), **phases}  # fmt: skip
@@ -248,7 +255,8 @@ def sizes(out: Path) -> dict:
 
 STUDY_MODES = ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed",
                "threads_graphs", "threads_graphs_again", "threads_packed", "threads",
-               "threads_again", "threads_4")  # fmt: skip
+               "threads_again", "threads_4", *(f"threads_{p}_s{seed}" for p in ("fp32", "bf16")
+                                               for seed in (0, 1, 2)))  # fmt: skip
 
 
 def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed")) -> dict:
@@ -268,7 +276,11 @@ def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed
              # as the README has a user type it: graphs and places on the GPU by default
              "threads": ["hydra/launcher=threads", "tune.pack=true"],
              "threads_again": ["hydra/launcher=threads", "tune.pack=true"],
-             "threads_4": ["hydra/launcher=threads", "hydra.launcher.n_jobs=4", "tune.pack=true"]}  # fmt: skip
+             "threads_4": ["hydra/launcher=threads", "hydra.launcher.n_jobs=4", "tune.pack=true"],
+             # the same in fp32 and at other seeds: whether precision or seed moves the check
+             **{f"threads_{p}_s{seed}": ["hydra/launcher=threads", "tune.pack=true",
+                                         f"trainer.precision={p}", f"trainer.seed={seed}"]
+                for p in ("fp32", "bf16") for seed in (0, 1, 2)}}  # fmt: skip
     return {f"study_{mode}": study(out, extra[mode], mode) for mode in modes}
 
 
@@ -305,6 +317,10 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
             out, ("slots_graphs", "threads_graphs", "threads_graphs_again", "threads_packed")
         ),
         "study_threads": lambda: study_parts(out, ("threads", "threads_again", "threads_4")),
+        "study_precision": lambda: study_parts(
+            out, ("threads_fp32_s0", "threads_fp32_s1", "threads_bf16_s1", "threads_fp32_s2",
+                  "threads_bf16_s2")
+        ),
         "startup": startup,
         "study_processes": lambda: study_parts(
             out, ("slots", "slots_graphs", "slots_graphs_again", "packed")
@@ -328,7 +344,8 @@ def run_parts(parts: list[str], out: Path, anchor_path: Path | None = None) -> d
 
 def study_lines(res: dict, line, mlp_ref: float | None, process: list | None) -> None:
     """The table's lines for each study mode measured: its wall time against the reference's
-    steps one after another and against a process per point, and a point's own rate."""
+    steps one after another and against a process per point, its own check, and a point's own
+    rate."""
     for mode in STUDY_MODES:
         r = res.get(f"study_{mode}")
         if not r:
@@ -340,6 +357,8 @@ def study_lines(res: dict, line, mlp_ref: float | None, process: list | None) ->
             each = sum(process) / len(process)
             line(f"{name}, against a process per point", r["wall_s"], each * r["points"],
                  " s", faster_is_less=True)  # fmt: skip
+        if r.get("check_error") is not None:  # the law without the largest, at the largest
+            line(f"default study, {mode}: the held-out check", 100 * r["check_error"], unit="%")
         if r.get("median_point_steps_s"):  # each point's own rate, while others ran
             line(f"default study, {mode}: a point's steps/s (median)",
                  r["median_point_steps_s"], mlp_ref)  # fmt: skip
