@@ -43,7 +43,8 @@ def forecasts_section(ok: pd.DataFrame) -> Section | None:
     return Section("Forecasts of the final loss", [
         f"{summary(done)}. Each point forecasts at its first evaluation past trainer.forecast of "
         "its steps, from the finished points of the sweep with the same schedule: least squares "
-        "of their log final loss on their log loss at that step and their log peak lr.",
+        "of their log final loss on their log loss at that step, log peak lr and log size; a "
+        "point inside its size's grid of lrs is read off parabolas in log lr through the grid.",
         Frame(pd.DataFrame(rows)),
     ])  # fmt: skip
 
