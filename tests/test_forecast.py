@@ -177,3 +177,18 @@ def test_a_run_inside_its_sizes_tuning_grid_is_read_off_the_grid_curve():
         x0 = np.array([1, e0, math.log(lr), math.log(size)])
         f = loss_to_loss(early, lrs, sizes, finals, e0, lr, size, 500)
         assert f.loss == pytest.approx(math.exp(x0 @ coef), rel=1e-9)
+
+
+def test_runs_at_one_lr_count_once_in_a_sizes_grid():
+    """Two runs whose lrs differ by a rounding (1e-10) are one lr of the grid: with one more
+    lr there are two, too few for a parabola, and the plane gives the forecast."""
+    edge = round(math.log(0.01), 9) + 0.5e-9 - 0.5e-10  # the two sit astride a rounding
+    lrs = [math.exp(edge), math.exp(edge + 1e-10), 0.02, 0.03, 0.01, 0.02]
+    sizes = [1e4, 1e4, 1e4, 1e3, 1e5, 1e5]
+    early, finals = [0.1, 0.12, 0.05, 0.2, 0.0, -0.05], [0.5, 0.52, 0.4, 0.7, 0.35, 0.3]
+    f = loss_to_loss(early, lrs, sizes, finals, 0.07, 0.015, 1e4, 500)
+    assert f is not None
+    X = np.column_stack([np.ones(6), early, np.log(lrs), np.log(sizes)])
+    coef = np.linalg.lstsq(X, np.log(finals), rcond=None)[0]
+    plane = math.exp(np.array([1, 0.07, math.log(0.015), math.log(1e4)]) @ coef)
+    assert f.loss == pytest.approx(plane, rel=1e-9)

@@ -87,11 +87,14 @@ def _same_size(early, lrs, sizes, finals, early0, lr0, size0, slope) -> float | 
     lrs bracket its own (a tuning grid): parabolas in log lr through their log final and
     early losses, read at its lr, plus ``slope`` times how far its early loss departs from
     theirs. Final loss is not linear in log lr across a grid that brackets the best rate,
-    so the global fit misreads the runs between; None where no such runs are."""
+    so the global fit misreads the runs between; None where no such runs are. The interval
+    keeps the global fit's width, wider where that fit misreads the grid: a few runs of one
+    size cannot give a parabola's own leave-one-out scale."""
     logs, sizes = np.log(np.asarray(lrs, float)), np.asarray(sizes, float)
     here = np.isclose(sizes, size0, rtol=1e-9)
     x, x0 = logs[here], math.log(lr0)
-    if len(np.unique(np.round(x, 9))) < 3 or not x.min() - 1e-9 <= x0 <= x.max() + 1e-9:
+    apart = np.sum(np.diff(np.sort(x)) > 1e-3) + 1 if len(x) else 0  # lrs within 0.1% are one
+    if apart < 3 or not x.min() - 1e-9 <= x0 <= x.max() + 1e-9:
         return None
     final = np.polyval(np.polyfit(x, finals[here], 2), x0)
     return float(final + slope * (early0 - np.polyval(np.polyfit(x, early[here], 2), x0)))
