@@ -146,6 +146,8 @@ BAD = [
     (["sweep", "hydra/launcher=threads", "+hydra.job.env_set.X=1"], "env_set: hydra/launcher"),
     (["sweep", "hydra/launcher=threads", "trainer.compile=true"], "trainer.compile: hydra/launcher=threads"),
     (["sweep", "hydra/launcher=threads", "trainer.profile=true"], "trainer.profile: hydra/launcher=threads"),
+    (["sweep", "distill_mlp", "hydra/launcher=threads",
+      "distill.teacher_overrides=['model.width=512','trainer.compile=true']"], "trainer.compile: hydra"),
     (["run", "model.family=rnn"], "choose the config group instead: model=rnn"),
     (["run", "model=rnn", "trainer.pack_seeds=2"], "the rnn family cannot be vmapped"),
     (["sweep", "trainer.pack_seeds=2", "trainer.early_stop_patience=2"], "does not combine"),

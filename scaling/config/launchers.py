@@ -24,15 +24,19 @@ def check_threads(launcher: dict, job) -> None:
                        "runs every job in one process, one working directory, one environment")  # fmt: skip
 
 
-def check_point(cfg, launcher: dict) -> None:
-    """A point under its launcher. In threads of one process, torch.compile (dynamo is not
-    thread safe) and torch.profiler (one profiler a process) cannot run. A launcher that runs
-    each point as several tasks (submitit's ``tasks_per_node``) makes those tasks the point's
-    process group: their number must be ``trainer.nproc``."""
+def check_thread_safe(cfg, launcher: dict) -> None:
+    """A model trained in threads of one process (a point or its teacher) cannot use
+    torch.compile (dynamo is not thread safe) or torch.profiler (one profiler a process)."""
     unsafe = [k for k in ("compile", "profile") if getattr(cfg.trainer, k)]
     if unsafe and threads(launcher):
         raise BadInput(f"trainer.{unsafe[0]}: hydra/launcher=threads runs points as threads of one "
                        "process, where it cannot run; use hydra/launcher=local")  # fmt: skip
+
+
+def check_point(cfg, launcher: dict) -> None:
+    """A point under a launcher that runs each point as several tasks (submitit's
+    ``tasks_per_node``): those tasks are the point's process group, their number must be
+    ``trainer.nproc``, and they cannot train its teacher."""
     tasks = (launcher.get("nodes") or 1) * (launcher.get("tasks_per_node") or 1)
     if tasks == 1:
         return
