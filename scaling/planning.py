@@ -97,10 +97,9 @@ def plan_sweep(name: str, preset: Path | None, overrides: list[str], out: Path) 
             cfg = composing.compose(point, preset, [f"sweep={name}", f"out={out}"])
             launchers.check_point(cfg, launcher)
             planned = plan_points(cfg, point, composing.label(point, varying), shapes, remote)
+            job = [s for s in planned if s.point_id not in seen and s.role != "teacher"]
             for s in planned:  # the point and its teacher, when the study trains it
                 launchers.check_thread_safe(s.cfg, launcher)
-            job = [s for s in planned if s.point_id not in seen and s.role != "teacher"]
-            for s in planned:
                 if s.point_id not in seen:
                     seen.add(s.point_id)
                     specs.append(s)
