@@ -253,12 +253,6 @@ def sizes(out: Path) -> dict:
     return res
 
 
-STUDY_MODES = ("sequential", "slots", "slots_graphs", "slots_graphs_again", "packed",
-               "threads_graphs", "threads_graphs_again", "threads_packed", "threads",
-               "threads_again", "threads_4", "threads_fp32_s0", "threads_fp32_s1", "threads_bf16_s1",
-               "threads_fp32_s2", "threads_bf16_s2")  # fmt: skip
-
-
 def study_parts(out: Path, modes=("sequential", "slots", "slots_graphs", "packed")) -> dict:
     """The default study as each mode runs it: its points one after another (sequential), in
     worker processes with places on the GPU (slots), or in threads of one process (threads);
@@ -346,10 +340,10 @@ def study_lines(res: dict, line, mlp_ref: float | None, process: list | None) ->
     """The table's lines for each study mode measured: its wall time against the reference's
     steps one after another and against a process per point, its own check, and a point's own
     rate."""
-    for mode in STUDY_MODES:
-        r = res.get(f"study_{mode}")
-        if not r:
+    for key, r in res.items():  # in the order they were measured
+        if not key.startswith("study_"):
             continue
+        mode = key.removeprefix("study_")
         plain = r["steps"] / mlp_ref if mlp_ref else None  # its steps, one after another
         name = f"default study, {mode} ({r['ok']}/{r['points']} ok), wall"
         line(name, r["wall_s"], plain, " s", faster_is_less=True)
