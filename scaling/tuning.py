@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from . import store
@@ -35,7 +36,7 @@ def tuning_stage(sweep) -> str | None:
     if tune is None:
         return None
     sizes = sorted({_size(job[0]) for job in sweep.jobs})
-    tuned = set(sizes[: tune.sizes])
+    tuned = tuned_sizes(sizes, tune)
     grid = [job for job in sweep.jobs if _size(job[0]) in tuned]
     if tune.pack:  # a size's lrs (and seeds) as one packed job
         jobs = [[with_lr(s, lr, "tuning") for lr in tune.lrs for s in job] for job in grid]
@@ -46,8 +47,20 @@ def tuning_stage(sweep) -> str | None:
     sweep.specs = teachers + [s for job in sweep.jobs for s in job]
     runs = sum(len(job) for job in sweep.jobs)
     packed = f", packed in {len(sweep.jobs)} jobs" if tune.pack else ""
-    return (f"the lr is tuned first: {len(tune.lrs)} lrs at the {len(tuned)} smallest sizes "
+    which = "sizes up to the second largest" if tune.spread else "smallest sizes"
+    return (f"the lr is tuned first: {len(tune.lrs)} lrs at the {len(tuned)} {which} "
             f"({runs} runs{packed}); then all {len(sizes)} sizes at the fitted lr*(N)")  # fmt: skip
+
+
+def tuned_sizes(sizes: list, tune) -> set:
+    """The sizes that run the lr grid: the ``tune.sizes`` smallest, or with ``tune.spread``
+    that many spaced evenly (by rank) from the smallest to the second largest, so lr*(N) is
+    measured over most of the sweep's span and the largest stays out of it."""
+    if not tune.spread or tune.sizes >= len(sizes) - 1:
+        return set(sizes[: tune.sizes])
+    below = sizes[:-1]
+    picks = np.linspace(0, len(below) - 1, tune.sizes) if tune.sizes > 1 else [0]
+    return {below[int(round(i))] for i in picks}
 
 
 def tuned_stage(sweep) -> LRLaw:

@@ -9,6 +9,8 @@ from conftest import TINY
 
 from scaling.analysis.lr import best_lr, fit_lr_law, tune_table
 from scaling.cli import main
+from scaling.config.studies import TuneConfig
+from scaling.tuning import tuned_sizes
 
 
 def test_best_lr_is_the_parabolas_vertex_and_an_edge_is_named():
@@ -43,6 +45,39 @@ def test_tuned_lr_recovers_a_planted_power(gamma):
         law = fit_lr_law(tune_table(pd.DataFrame(rows), "params_nonembedding"))
         assert abs(law.gamma - gamma) < 0.1
         assert law.gamma_ci[0] < law.gamma_ci[1]
+
+
+@pytest.mark.parametrize(
+    "count, spread, expected",
+    [(3, False, {1, 2, 3}), (3, True, {1, 3, 5}), (2, True, {1, 5}), (1, True, {1}),
+     (5, True, {1, 2, 3, 4, 5}), (6, True, {1, 2, 3, 4, 5, 6})],
+)
+def test_spread_tuning_sizes_span_all_but_the_largest(count, spread, expected):
+    tune = TuneConfig(lrs=[0.01, 0.03, 0.1], sizes=count, spread=spread)
+    assert tuned_sizes([1, 2, 3, 4, 5, 6], tune) == expected
+
+
+def test_spread_sizes_find_a_bending_lr_law_that_the_smallest_miss():
+    """lr*(N) bends (flat among small sizes, ∝ N^-0.5 among large ones, as input and output
+    layers give way to hidden ones) and each tuned optimum carries 10% noise: lr*(N) fitted
+    at the three smallest of six sizes misses the largest size's best lr by half as much
+    again, in the median of 50 studies, as fitted at sizes spread up to the second largest
+    (about twice as much at seeds 0-2)."""
+    rng = np.random.default_rng(0)
+    sizes = list(np.geomspace(1e3, 3e5, 6))
+    truth = lambda n: 0.03 / np.sqrt(1 + n / 3e4)  # noqa: E731
+    misses = {False: [], True: []}
+    for _ in range(50):
+        for spread in misses:
+            rows = []
+            for n in sorted(tuned_sizes(sizes, TuneConfig(lrs=[1.0] * 3, sizes=3, spread=spread))):
+                optimum = truth(n) * np.exp(0.1 * rng.standard_normal())
+                for lr in optimum * np.geomspace(1 / 4, 4, 5):
+                    rows.append({"params_nonembedding": n, "lr": lr, "status": "ok",
+                                 "val_loss": 1 + 0.15 * np.log(lr / optimum) ** 2})  # fmt: skip
+            law = fit_lr_law(tune_table(pd.DataFrame(rows), "params_nonembedding"))
+            misses[spread].append(abs(np.log(law(sizes[-1]) / truth(sizes[-1]))))
+    assert np.median(misses[False]) > 1.5 * np.median(misses[True])
 
 
 def test_seeds_of_one_lr_are_averaged_and_failed_runs_ignored():

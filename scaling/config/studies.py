@@ -53,11 +53,15 @@ class DistillConfig:
 @dataclass
 class TuneConfig:
     """A learning rate per size, tuned: ``lrs`` run at the ``sizes`` smallest sizes of the
-    sweep (ordinary points), the best lr per size from a parabola in log lr around the
-    minimum, then lr*(N) = c·N^(-γ) fitted across them and used at every size."""
+    sweep (ordinary points), or at sizes spread across all but its largest, the best lr per
+    size from a parabola in log lr around the minimum, then lr*(N) = c·N^(-γ) fitted across
+    them and used at every size."""
 
     lrs: list[float] = field(default_factory=list)  # the grid; empty: no tuning
-    sizes: int = 3  # how many of the smallest sizes run the grid
+    sizes: int = 3  # how many sizes run the grid
+    # the tuned sizes evenly spaced from the smallest to the second largest, not the smallest:
+    # γ fitted over a few times in N swings with the runs' noise, and lr*(N) bends
+    spread: bool = False
     # also train the largest size at the tuned lr times and divided by the grid's step
     check: bool = False
     # train each tuned size's lrs as one packed model (torch.vmap), as trainer.pack_seeds
