@@ -1,6 +1,7 @@
 """How well points forecast their final loss from the first quarter of their run
 (trainer.forecast=0.25): the default study at a few seeds, each point's forecast against the
-loss it reached, and the median error over the six study points and over every run.
+loss it reached, and the median error over the six study points and over every run; beside
+it, each seed's held-out check (the law fitted without the largest size, at the largest).
 
     python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast] [OVERRIDE ...]
 """
@@ -8,6 +9,7 @@ loss it reached, and the median error over the six study points and over every r
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +35,7 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.25)
     ap.add_argument("overrides", nargs="*", help="the study's overrides, e.g. data.train_size=256000")
     args = ap.parse_args()
-    lines = []
+    lines, pooled = [], []
     for seed in args.seeds:
         out = Path(args.out) / f"seed{seed}"
         if not (out / "results.csv").is_file():
@@ -42,20 +44,30 @@ def main() -> None:
                            stdout=subprocess.DEVNULL)  # fmt: skip
         done = score(collect(out))
         study = done[done["lr_source"] == "tuned"].sort_values("params")
-        print(f"seed {seed}: the six study points (tuned lr)")
+        print(f"seed {seed}: the study points (tuned lr)")
         for _, r in study.iterrows():
             print(f"  N={int(r['params']):>7,}  forecast at step {int(r['forecast_step'])} from "
                   f"{int(r['forecast_refs'])} runs: {r['forecast_loss']:.4f} "
                   f"[{r['forecast_lo']:.4f}, {r['forecast_hi']:.4f}]  final {r['val_loss']:.4f}  "
                   f"{r['error']:+.1%}")  # fmt: skip
         lines.append((seed, np.median(study["error"].abs()), np.median(done["error"].abs()),
-                      len(done), done["inside"].mean()))  # fmt: skip
-    print(
-        "\n| seed | median abs error, 6 study points | all runs with a forecast | runs | in 90% interval |"
-    )
-    print("|---|---|---|---|---|")
-    for seed, s, a, n, inside in lines:
-        print(f"| {seed} | {s:.1%} | {a:.1%} | {n} | {inside:.0%} |")
+                      len(done), done["inside"].mean(), check(out)))  # fmt: skip
+        pooled.extend(study["error"].abs())
+    print("\n| seed | median abs error, study points | all runs with a forecast | runs | in 90% interval "
+          "| held-out check |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for seed, s, a, n, inside, held in lines:
+        print(f"| {seed} | {s:.1%} | {a:.1%} | {n} | {inside:.0%} | {held} |")
+    passed = sum(held.startswith("PASS") for *_, held in lines)
+    print(f"\nstudy points pooled: median abs error {np.median(pooled):.1%} over {len(pooled)}; "
+          f"held-out check passed at {passed} of {len(lines)} seeds")  # fmt: skip
+
+
+def check(out: Path) -> str:
+    """The study's held-out check: PASS or FAIL, and the largest size's error."""
+    held = json.loads((out / "fits.json").read_text())["extrapolation"]["saturating"][0]
+    error = max((r["rel_error"] for r in held["rows"]), key=abs)
+    return f"{'PASS' if held['passed'] else 'FAIL'} {error:+.1%}"
 
 
 if __name__ == "__main__":
