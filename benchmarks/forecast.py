@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.25)
     ap.add_argument("overrides", nargs="*", help="the study's overrides, e.g. data.train_size=256000")
     args = ap.parse_args()
-    lines, pooled = [], []
+    lines, pooled, floors = [], [], []
     for seed in args.seeds:
         out = Path(args.out) / f"seed{seed}"
         if not (out / "results.csv").is_file():
@@ -53,6 +53,7 @@ def main() -> None:
         lines.append((seed, np.median(study["error"].abs()), np.median(done["error"].abs()),
                       len(done), done["inside"].mean(), check(out)))  # fmt: skip
         pooled.extend(study["error"].abs())
+        floors.extend(seed_noise(study))
     print("\n| seed | median abs error, study points | all runs with a forecast | runs | in 90% interval "
           "| held-out check |")  # fmt: skip
     print("|---|---|---|---|---|---|")
@@ -61,6 +62,21 @@ def main() -> None:
     passed = sum(held.startswith("PASS") for *_, held in lines)
     print(f"\nstudy points pooled: median abs error {np.median(pooled):.1%} over {len(pooled)}; "
           f"held-out check passed at {passed} of {len(lines)} seeds")  # fmt: skip
+    if floors:
+        print(f"a forecast that knew each size's mean over its seeds would miss by a median of "
+              f"{np.median(floors):.1%} (seeds of one size, trainer.pack_seeds)")  # fmt: skip
+
+
+def seed_noise(study) -> list[float]:
+    """How far each seed's final loss lies from its size's mean over seeds (relative, each
+    scaled by √(k/(k−1)) for the k seeds sharing the mean): the error a forecast would make
+    that knew everything about a point but its seed's luck. Empty with one seed a size."""
+    out = []
+    for _, runs in study.groupby("params"):
+        k, logs = len(runs), np.log(runs["val_loss"].to_numpy(float))
+        if k > 1:
+            out.extend(np.abs(np.expm1((logs - logs.mean()) * np.sqrt(k / (k - 1)))))
+    return out
 
 
 def check(out: Path) -> str:
