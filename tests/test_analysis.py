@@ -44,6 +44,29 @@ def test_extrapolation_to_held_out_sizes_is_close_on_a_true_law():
     assert fit.n_points == 7
 
 
+def test_a_held_out_size_at_several_seeds_is_judged_by_their_mean():
+    """Five seeds of each size with 6% noise: one seed's luck at the held-out size is not the
+    law's error. Its mean is compared with the prediction, one row for the size, and the
+    interval is the mean's: the law's uncertainty with the noise over √5."""
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.logspace(3, 6, 6), 5)
+    y = (0.1 + 40 * n**-0.5) * np.exp(rng.normal(0, 0.06, len(n)))
+    y[-5:] = (0.1 + 40 * n[-1] ** -0.5) * np.array([0.88, 1.01, 1.0, 1.02, 1.09])  # mean ≈ 1
+    fit_fn = lambda x, y, d: fit_law(x, y, bootstrap=200)  # noqa: E731
+    small, check = extrapolation_check(fit_fn, n, y)
+    (row,) = check.rows
+    assert row["runs"] == 5 and row["y"] == pytest.approx(y[-5:].mean())
+    assert check.mean_abs_rel_error == pytest.approx(abs(row["predicted"] / row["y"] - 1))
+    keep = n < n[-1]
+    alone = extrapolation_check(fit_fn, np.append(n[keep], n[-1]), np.append(y[keep], y[-5]))[1]
+    assert alone.rows[0]["runs"] == 1 and abs(alone.rows[0]["rel_error"]) > abs(row["rel_error"])
+    (mean_lo,), (mean_hi,) = small.predict_interval([n[-1]], noise=True, runs=[5])
+    assert (row["lo"], row["hi"]) == pytest.approx((mean_lo, mean_hi))
+    law, one, mean = (np.log(np.divide(*small.predict_interval([n[-1]], noise=noise, runs=runs)[::-1]))
+                      for noise, runs in ((False, 1), (True, 1), (True, 5)))  # fmt: skip
+    assert law < mean < one  # the mean of five runs: wider than the law alone, narrower than a run
+
+
 def test_isoflop_minima_give_the_chinchilla_exponent():
     budgets = [1e17, 1e18, 1e19, 1e20]
     n = np.concatenate([np.logspace(-1.2, 1.2, 7) * 0.1 * np.sqrt(c / 6) ** 0.9 for c in budgets])

@@ -21,7 +21,8 @@ class Extrapolation:
     """A law fitted without the largest sizes, scored on them: the study's prediction test."""
 
     held_out: list  # the x values left out of the fit
-    rows: list  # per held-out point: x, d, y, predicted, lo, hi (95% prediction interval), rel_error, inside
+    rows: list  # per held-out size: x, d, y (mean over its runs), runs, predicted, lo, hi (95%
+    # prediction interval of that mean), rel_error, inside
     mean_abs_rel_error: float
     rms_log_error: float  # root mean square of log(predicted) - log(y)
     tolerance: float = TOLERANCE
@@ -45,8 +46,10 @@ def extrapolation_check(fit_fn, x, y, d=None, holdout: int = 1, tolerance: float
         tolerance: the relative error under which the prediction passes.
 
     Returns:
-        (the fit on the smaller sizes, an ``Extrapolation``). The prediction interval is a
-        new run's: the law's uncertainty and run-to-run noise.
+        (the fit on the smaller sizes, an ``Extrapolation``). A held-out size trained at
+        several seeds is judged by their mean loss, which is what the law predicts (one
+        seed's luck is not the law's error); its prediction interval is that of the mean
+        of as many new runs: the law's uncertainty and run-to-run noise over √runs.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     d = None if d is None else np.asarray(d, dtype=float)
@@ -56,13 +59,13 @@ def extrapolation_check(fit_fn, x, y, d=None, holdout: int = 1, tolerance: float
     held = sizes[-holdout:]
     out = np.isin(x, held)
     fit = fit_fn(x[~out], y[~out], None if d is None else d[~out])
-    xo, do, yo = x[out], None if d is None else d[out], y[out]
+    xo, do, yo, runs = _means(x[out], None if d is None else d[out], y[out])
     pred = fit.predict(xo, do)
-    lo, hi = fit.predict_interval(xo, do, noise=True) if fit.draws is not None else (pred, pred)
+    lo, hi = fit.predict_interval(xo, do, noise=True, runs=runs) if fit.draws is not None else (pred, pred)
     rel = (pred - yo) / yo
     rows = [{"x": float(xo[i]), "d": None if do is None else float(do[i]), "y": float(yo[i]),
-             "predicted": float(pred[i]), "lo": float(lo[i]), "hi": float(hi[i]),
-             "rel_error": float(rel[i]), "inside": bool(lo[i] <= yo[i] <= hi[i])}
+             "runs": int(runs[i]), "predicted": float(pred[i]), "lo": float(lo[i]),
+             "hi": float(hi[i]), "rel_error": float(rel[i]), "inside": bool(lo[i] <= yo[i] <= hi[i])}
             for i in range(len(yo))]  # fmt: skip
     return fit, Extrapolation(
         held_out=[float(h) for h in held], rows=rows,
@@ -71,6 +74,16 @@ def extrapolation_check(fit_fn, x, y, d=None, holdout: int = 1, tolerance: float
         tolerance=tolerance, passed=bool(np.all(np.abs(rel) <= tolerance)),
         inside=all(r["inside"] for r in rows),
     )  # fmt: skip
+
+
+def _means(x, d, y):
+    """One point per distinct (x, d): the mean of its runs' y, and how many runs it has."""
+    keys = np.stack([x, np.zeros_like(x) if d is None else d], 1)
+    unique, which = np.unique(keys, axis=0, return_inverse=True)
+    which = which.ravel()
+    runs = np.bincount(which)
+    means = np.bincount(which, weights=y) / runs
+    return unique[:, 0], None if d is None else unique[:, 1], means, runs
 
 
 @dataclass

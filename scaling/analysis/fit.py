@@ -57,10 +57,11 @@ class Fit:
     def predict(self, n, d=None) -> np.ndarray:
         return np.exp(self._log_predict(self.raw, n, d)[0])
 
-    def predict_interval(self, n, d=None, level: float = 0.95, noise: bool = False):
+    def predict_interval(self, n, d=None, level: float = 0.95, noise: bool = False, runs=1):
         """Pointwise interval of the law at ``n`` (and ``d``); with ``noise``, of a new run's
-        loss there (the law's uncertainty plus run-to-run noise)."""
-        return intervals.prediction_interval(self, n, d, level, noise)
+        loss there, or of the mean of ``runs`` new runs (the law's uncertainty plus
+        run-to-run noise)."""
+        return intervals.prediction_interval(self, n, d, level, noise, runs=runs)
 
     def describe(self, tex: bool = False) -> str:
         """The law with its fitted numbers; ``tex`` gives matplotlib mathtext."""

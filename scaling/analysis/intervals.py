@@ -227,14 +227,17 @@ def identification(fit, smallest_loss: float) -> dict:
     return out
 
 
-def prediction_interval(fit, n, d=None, level: float = LEVEL, noise: bool = False, seed: int = 0):
+def prediction_interval(fit, n, d=None, level: float = LEVEL, noise: bool = False, seed: int = 0,
+                        runs=1):  # fmt: skip
     """Pointwise interval of the law at ``n`` (and ``d``); with ``noise``, of a new run's loss
-    there: the law's uncertainty plus run-to-run noise, in the bootstrap's own way."""
+    there (or of the mean of ``runs`` new runs, per point): the law's uncertainty plus
+    run-to-run noise, in the bootstrap's own way."""
     if fit.draws is None:
         raise ValueError("fit with bootstrap > 0 to get prediction intervals")
     logs = fit._log_predict(fit.draws, n, d)
     if noise and fit.noise is not None:
         rng = np.random.default_rng(seed)
-        logs = logs + fit.noise.sigma * rng.standard_normal(logs.shape)
+        spread = fit.noise.sigma / np.sqrt(np.asarray(runs, dtype=float))
+        logs = logs + spread * rng.standard_normal(logs.shape)
     lo, hi = interval(fit._log_predict(fit.raw, n, d)[0], logs, fit.scales, level)
     return np.exp(lo), np.exp(hi)

@@ -130,17 +130,20 @@ def prediction_section(analysis) -> Section | None:
             ]
             rows["rel_error"] = [f"{r:+.2%}" for r in rows["rel_error"]]
             rows["inside"] = ["yes" if v else "no" for v in rows["inside"]]
-            rows = rows.drop(
-                columns=["lo", "hi"] + (["d"] if all(r["d"] is None for r in check.rows) else [])
-            )
+            one = all(r.get("runs", 1) == 1 for r in check.rows)
+            rows = rows.drop(columns=["lo", "hi"] + (["d"] if all(r["d"] is None for r in check.rows) else [])
+                             + (["runs"] if one and "runs" in rows else []))  # fmt: skip
             # short headers: the table fits 80 columns
             rows = rows.rename(columns={"x": label(fit.x), "d": label(fit.d or "d"), "y": "observed",
                                         "rel_error": "error"})  # fmt: skip
             sizes = "size" if len(check.held_out) == 1 else f"{len(check.held_out)} sizes"
             blocks += [f"**{check.verdict()}.** {fit.law} fitted without the largest {sizes} "
                        f"({fit.describe()}) predicts them with a mean |relative error| of "
-                       f"{check.mean_abs_rel_error:.2%}. The interval is a new run's {label(fit.y)}: "
-                       "the law's uncertainty and run-to-run noise.", _frame(rows)]  # fmt: skip
+                       f"{check.mean_abs_rel_error:.2%}. "
+                       + (f"The interval is a new run's {label(fit.y)}" if one else
+                          f"A size run at several seeds is judged by their mean {label(fit.y)}, "
+                          "and its interval is that of the mean of as many new runs")
+                       + ": the law's uncertainty and run-to-run noise.", _frame(rows)]  # fmt: skip
     return Section("Prediction of held-out sizes", blocks)
 
 
