@@ -69,7 +69,7 @@ def dry_run(name: str, preset: Path | None, overrides: list[str]) -> pd.DataFram
         key = json.dumps([asdict(s.cfg.model), asdict(s.cfg.data), s.cfg.trainer.batch_size, k],
                          sort_keys=True, default=str)  # fmt: skip
         if key not in timed:
-            timed[key] = time_point(job, steps=21, warmup=5)
+            timed[key] = _time(job)
         t = timed[key]
         evals = s.steps // s.cfg.trainer.eval_interval + 1
         share = (s.steps * t["step_s"] + k * evals * t["eval_s"] + OVERHEAD_S) / k
@@ -79,6 +79,18 @@ def dry_run(name: str, preset: Path | None, overrides: list[str]) -> pd.DataFram
                                         "flops_per_step": member.flops["total"], "time_s": share,
                                         "peak_memory_bytes": t["peak_memory_bytes"]})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _time(job: list) -> dict:
+    """A job's time from a few timed steps here. A point of a process group (trainer.nproc,
+    fsdp) has no group in this process: it is timed as one process, its step's time shared
+    by its nproc processes as if it scaled perfectly."""
+    tr = job[0].cfg.trainer
+    if not tr.group:
+        return time_point(job, steps=21, warmup=5)
+    alone = replace(tr, nproc=1, fsdp=False)
+    t = time_point([replace(s, cfg=replace(s.cfg, trainer=alone)) for s in job], steps=21, warmup=5)
+    return t | {"step_s": t["step_s"] / tr.nproc}
 
 
 def plan_grid(name: str, preset: Path | None, overrides: list[str]) -> tuple[pd.DataFrame, float]:

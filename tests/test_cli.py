@@ -218,6 +218,9 @@ def test_presets_are_listed_and_a_config_printed_without_writing(in_tmp, capsys)
     # a pack is timed packed, and its time shared by its seeds
     assert main(["sweep", "model.width=4", *TINY, "trainer.pack_seeds=3", "--dry-run"]) == 0
     assert "3 points, dry run" in capsys.readouterr().out
+    # a point of a process group is timed as one process here, outside its group
+    assert main(["sweep", "model.width=4", *TINY, "trainer.nproc=2", "--dry-run"]) == 0
+    assert "1 points, dry run" in capsys.readouterr().out
     assert not (in_tmp / "outputs").exists()
 
 
