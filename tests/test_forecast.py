@@ -129,6 +129,31 @@ def test_each_point_forecasts_from_the_finished_ones_and_the_report_scores_them(
     assert collect(in_tmp / "off")["forecast_loss"].isna().all()
 
 
+def test_packed_seeds_share_one_forecast_from_their_mean_early_loss(in_tmp):
+    """Two seeds a width, packed: each pack's seeds get one forecast, the one its
+    references give for their mean log loss at the forecast's steps."""
+    assert main(["sweep", "model.width=4,6,8,12,16,24,32", *TINY, "trainer.pack_seeds=2",
+                 "--out", "study"]) == 0  # fmt: skip
+    rows = collect(in_tmp / "study")
+    done = rows[rows["forecast_loss"].notna()]
+    assert len(done) >= 2
+    for _, pack in done.groupby("params"):
+        assert len(pack) == 2 and pack["forecast_loss"].nunique() == 1
+    pack = done[done["params"] == done["params"].max()]
+    step = int(pack["forecast_step"].iloc[0])
+    history = {p: pd.read_csv(in_tmp / "study" / "points" / p / "history.csv") for p in pack["point_id"]}
+    early = [loss_at(h["step"], h["val_loss"], [step - 10, step]) for h in history.values()]
+    assert abs(early[0] - early[1]) > 1e-4  # the seeds differ early; the forecast takes their mean
+    finished = rows[rows["params"] < pack["params"].iloc[0]]  # the packs ran smallest first
+    assert len(finished) == pack["forecast_refs"].iloc[0]
+    refs = [(loss_at(h["step"], h["val_loss"], [step - 10, step]), r["lr"], r["params"], r["val_loss"])
+            for r, h in ((r, pd.read_csv(in_tmp / "study" / "points" / r["point_id"] / "history.csv"))
+                         for _, r in finished.iterrows())]  # fmt: skip
+    expected = loss_to_loss(*zip(*refs), float(np.mean(early)), pack["lr"].iloc[0],
+                            pack["params"].iloc[0], step)  # fmt: skip
+    assert pack["forecast_loss"].iloc[0] == pytest.approx(expected.loss, rel=1e-9)
+
+
 def test_a_bad_forecast_share_is_one_line_and_exit_2(in_tmp, capsys):
     assert main(["sweep", "model.width=4", *TINY, "trainer.forecast=1.5"]) == 2
     err = capsys.readouterr().err

@@ -175,7 +175,7 @@ def _train(members: list, group, device: torch.device, dtype: str, watch=None) -
                     tr.batch_size, spec.examples_per_step, spec.task == "lm", cfg.sweep,
                     cfg.optim.warmup_steps)  # fmt: skip
     for m in members:
-        m.forecaster = Forecaster(course, m, tr.forecast)
+        m.forecaster = Forecaster(course, m, tr.forecast, members)
 
     def profiler(steps_left: int):
         return measure.profiler(
