@@ -23,7 +23,8 @@ class Forecaster:
     the row's, every later one (it knows more of the run) is the progress display's. The
     references are read until the row has its forecast, then kept. Seeds packed beside it
     at its lr share one forecast, from their mean early loss: six seeds of one MLP whose
-    losses at a quarter of the run were within 0.5% ended 7% apart, uncorrelated with it."""
+    losses at a quarter of the run differed by 0.5% ended with a 7% standard deviation,
+    uncorrelated with it."""
 
     def __init__(self, course, member, share: float, pack=()):
         self.course, self.member = course, member
@@ -39,12 +40,12 @@ class Forecaster:
         if self.off or len(history) < 2 or history[-1]["step"] < self.at:
             return None
         steps = [int(h["step"]) for h in history[-2:]]
-        if any(m.alive and (not m.history or m.history[-1]["step"] < steps[-1]) for m in self.seeds):
+        pack = [self.member, *(m for m in self.seeds if m.alive)]
+        if any(not m.history or m.history[-1]["step"] < steps[-1] for m in pack):
             return None  # the last of its packed seeds to record the step forecasts for them all
         # the seeds' mean early loss: a seed's luck at this step does not carry to the end
         seen = [loss_at([int(h["step"]) for h in m.history[-2:]],
-                        [h["val_loss"] for h in m.history[-2:]], steps)
-                for m in [self.member, *(m for m in self.seeds if m.alive)]]  # fmt: skip
+                        [h["val_loss"] for h in m.history[-2:]], steps) for m in pack]  # fmt: skip
         seen = [v for v in seen if v is not None]
         if not seen:
             return None
@@ -61,7 +62,7 @@ class Forecaster:
         forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, steps[-1])
         if forecast is None:
             return None
-        for m in [self.member, *(m for m in self.seeds if m.alive)]:
+        for m in pack:
             if m.forecaster is not None and not m.forecaster.off:
                 m.forecaster.show(forecast)
         return forecast
