@@ -47,7 +47,7 @@ def tuning_stage(sweep) -> str | None:
     sweep.specs = teachers + [s for job in sweep.jobs for s in job]
     runs = sum(len(job) for job in sweep.jobs)
     packed = f", packed in {len(sweep.jobs)} jobs" if tune.pack else ""
-    which = "sizes up to the second largest" if tune.spread else "smallest sizes"
+    which = "smallest sizes" if tuned == set(sizes[: len(tuned)]) else "sizes up to the second largest"
     return (f"the lr is tuned first: {len(tune.lrs)} lrs at the {len(tuned)} {which} "
             f"({runs} runs{packed}); then all {len(sizes)} sizes at the fitted lr*(N)")  # fmt: skip
 
@@ -59,8 +59,7 @@ def tuned_sizes(sizes: list, tune) -> set:
     if not tune.spread or tune.sizes >= len(sizes) - 1:
         return set(sizes[: tune.sizes])
     below = sizes[:-1]
-    picks = np.linspace(0, len(below) - 1, tune.sizes) if tune.sizes > 1 else [0]
-    return {below[int(round(i))] for i in picks}
+    return {below[int(round(i))] for i in np.linspace(0, len(below) - 1, tune.sizes)}
 
 
 def tuned_stage(sweep) -> LRLaw:
