@@ -40,6 +40,7 @@ STATUS_STYLE = {
     "oom": "magenta",
     "failed": "red",
     "interrupted": "yellow",
+    "hopeless": "yellow",
     "pending": "dim",
 }
 
@@ -117,6 +118,7 @@ class SweepProgress:
                     ahead = forecast.read(point_dir)
                     if ahead is not None:
                         running += f"  → {ahead['loss']:.4f} [{ahead['lo']:.4f}, {ahead['hi']:.4f}]"
+                        running += "  off-trend" if ahead.get("off_trend") else ""
         self.progress.update(
             self.task, completed=len(self.finished), description=running or "running"
         )
@@ -167,12 +169,12 @@ def sweeps_table(root: Path) -> Table | None:
     if not sweeps:
         return None
     table = Table(title=f"sweeps under {root}/")
-    statuses = (*STATUSES, "pending")
+    counts = {d.name: collect(d)["status"].value_counts() for d in sweeps}
+    # ok and pending always; the other statuses where some sweep has them
+    statuses = [s for s in (*STATUSES, "pending")
+                if s in ("ok", "pending") or any(c.get(s, 0) for c in counts.values())]  # fmt: skip
     for c in ("sweep", "points", *statuses):
         table.add_column(c, justify="left" if c == "sweep" else "right")
-    for sweep_dir in sweeps:
-        counts = collect(sweep_dir)["status"].value_counts()
-        table.add_row(
-            sweep_dir.name, str(int(counts.sum())), *(str(int(counts.get(s, 0))) for s in statuses)
-        )
+    for name, count in counts.items():
+        table.add_row(name, str(int(count.sum())), *(str(int(count.get(s, 0))) for s in statuses))
     return table

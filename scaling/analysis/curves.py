@@ -10,6 +10,9 @@ as L0 + A·S1^-α − C·S2 (the annealing term C has hardly been seen), so each
 shape of its finished siblings instead. The interval is a prediction interval in log loss
 (Student's t) whose scale comes from the runs' leave-one-out errors: on the default study's
 points it held 86% of final losses for 90%, where the residuals' scale held 77%.
+
+A forecast is off-trend where its interval and that of the law L(N) through the study's finished
+points (a new run's loss at its size, 95%) do not meet: ``trend`` and ``off_trend``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from .fit import fit_law
 
 
 @dataclass(frozen=True)
@@ -100,4 +105,39 @@ def _same_size(early, lrs, sizes, finals, early0, lr0, size0, slope) -> float | 
     return float(final + slope * (early0 - np.polyval(np.polyfit(x, early[here], 2), x0)))
 
 
-__all__ = ["Forecast", "loss_at", "loss_to_loss"]
+@dataclass(frozen=True)
+class Trend:
+    """The law through a study's finished points, read at a running point's size: a new run's
+    loss there, with its interval."""
+
+    loss: float
+    lo: float
+    hi: float
+    points: int  # the finished points it was fitted to
+    form: str
+
+
+def trend(sizes, finals, size0: float, level: float = 0.95) -> Trend | None:
+    """L(N) through finished points (their sizes and final losses) at ``size0``: E + A·N^-α
+    from five sizes, A·N^-α from three; None with fewer. The interval is a new run's
+    (the law's uncertainty and the points' scatter), as wide as few points leave it."""
+    sizes, finals = np.asarray(sizes, float), np.asarray(finals, float)
+    distinct = len(np.unique(sizes))
+    if distinct < 3:
+        return None
+    form = "saturating" if distinct >= 5 else "power"
+    law = fit_law(sizes, finals, form=form, bootstrap=200)
+    lo, hi = law.predict_interval([size0], level=level, noise=True)
+    return Trend(float(law.predict([size0])[0]), float(lo[0]), float(hi[0]), len(finals), form)
+
+
+def off_trend(forecast: Forecast, law: Trend | None) -> str | None:
+    """``above`` or ``below`` where the forecast's interval and the law's do not meet."""
+    if law is None:
+        return None
+    if forecast.lo > law.hi:
+        return "above"
+    return "below" if forecast.hi < law.lo else None
+
+
+__all__ = ["Forecast", "Trend", "loss_at", "loss_to_loss", "off_trend", "trend"]

@@ -141,6 +141,8 @@ class TrainerConfig:
     # at this share of its steps a point forecasts its final loss from the finished points of
     # its sweep with the same schedule (forecast_* columns, and the progress display); 0: never
     forecast: float = 0.25
+    # stop a point whose first forecast lies above the law through the finished points (hopeless)
+    stop_hopeless: bool = False
     # points at once on each GPU under a parallel launcher (hydra/launcher=local), 1 to 8;
     # None: as many as fit in half the free memory at 20 bytes per parameter + 512 MiB
     gpu_slots: int | None = None
@@ -162,6 +164,8 @@ class TrainerConfig:
             raise ValueError(f"trainer.gpu_slots is at most 8, got {self.gpu_slots}")
         if not 0 <= self.forecast < 1:
             raise ValueError(f"trainer.forecast is a share of the steps in [0, 1), got {self.forecast}")
+        if self.stop_hopeless and (self.nproc > 1 or not self.forecast):
+            raise ValueError("trainer.stop_hopeless needs trainer.forecast > 0 and one process (nproc=1)")
 
     @property
     def micro_batch(self) -> int:

@@ -26,7 +26,7 @@ COLUMNS = [
     "flops_recompute_per_step",
     "device", "dtype", "torch_version", "started_at", "finished_at",
 ]  # fmt: skip
-STATUSES = ("ok", "failed", "oom", "diverged", "interrupted")
+STATUSES = ("ok", "failed", "oom", "diverged", "interrupted", "hopeless")
 PLAN = "plan.txt"  # a point's one-line plan, left for the progress display to print
 WATCHED = "SCALING_PROGRESS"  # set while a progress display watches the sweep's folder
 FAILED = ("failed", "diverged", "oom")  # retried only when asked

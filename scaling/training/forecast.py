@@ -1,7 +1,10 @@
 """A running point's forecast of its final loss, made once ``trainer.forecast`` of its steps
 are done, from the finished points in its sweep's folder that followed the same schedule
 (``scaling.analysis.curves``). It goes into the row (forecast_loss, _lo, _hi, _step, _refs),
-beside the loss the point then reaches, and into ``forecast.json`` for the progress display."""
+beside the loss the point then reaches, and into ``forecast.json`` for the progress display.
+A study point whose first forecast is off the law through the study's finished points is
+off-trend: its log says so, and with ``trainer.stop_hopeless`` a point heading above it stops
+(status ``hopeless``; ``--retry-failed`` resumes it)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
-from ..analysis.curves import Forecast, loss_at, loss_to_loss
+from ..analysis.curves import Forecast, loss_at, loss_to_loss, off_trend, trend
+from ..store.tables import TUNING
 from .optim import lr_at
 
 FILE = "forecast.json"
@@ -32,8 +36,10 @@ class Forecaster:
                       and math.isclose(m.spec.lr, member.spec.lr, rel_tol=1e-9)]  # fmt: skip
         self.at = math.ceil(share * course.steps)
         self.off = member.point_dir is None or not 0 < share < 1
-        self.refs = None  # (steps, val losses, peak lr, N, final loss) of each reference
+        self.refs = None  # (steps, val losses, peak lr, N, final loss, row) of each reference
         self.recorded = False  # the row has its forecast
+        self.off_trend = None  # why its first forecast is off the study's law, if it is
+        self.above = False  # off it on the side of a higher loss
 
     def update(self) -> Forecast | None:
         history = self.member.history
@@ -56,32 +62,56 @@ class Forecaster:
         refs = [r for r in refs if r[0] is not None]  # evaluated at the same steps
         if not refs:
             return None
-        early, lrs, sizes, finals = zip(*refs)
+        early, lrs, sizes, finals, _ = zip(*refs)
         size = self.member.row.get("params")
         lr = self.member.spec.lr  # its own peak (a pack's members may differ)
         forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, steps[-1])
         if forecast is None:
             return None
+        verdict = None if self.recorded else self.verdict(forecast)
+        if verdict is not None:
+            print(f"[{self.course.label}] {verdict[1]}", flush=True)
         for m in pack:
             if m.forecaster is not None and not m.forecaster.off:
-                m.forecaster.show(forecast)
+                m.forecaster.show(forecast, verdict)
         return forecast
 
-    def show(self, forecast: Forecast) -> None:
-        """The forecast in the row (the first one) and in the progress display (the latest)."""
+    def verdict(self, forecast: Forecast) -> tuple[str, str] | None:
+        """(above or below, the line that says so) where a study point's forecast is off the
+        law through the study's finished points at its size."""
+        own = self.member.row
+        if own.get("lr_source") in TUNING or self.member.spec.role not in ("point", "packed"):
+            return None  # a tuning run's lr is off the best on purpose; a trunk has no law
+        peers = [r for *_, r in self.refs if r.get("lr_source") not in TUNING
+                 and r.get("branch_start") is None and r.get("train_size") == own.get("train_size")]  # fmt: skip
+        law = trend([r["params"] for r in peers], [r["val_loss"] for r in peers], own["params"])
+        side = off_trend(forecast, law)
+        if side is None:
+            return None
+        return side, (f"off-trend: its forecast {forecast.loss:.4f} [{forecast.lo:.4f}, "
+                      f"{forecast.hi:.4f}] at step {forecast.step:,} lies {side} the law through "
+                      f"{law.points} finished points, {law.loss:.4f} [{law.lo:.4f}, {law.hi:.4f}] "
+                      f"at N={own['params']:,}")  # fmt: skip
+
+    def show(self, forecast: Forecast, verdict: tuple[str, str] | None = None) -> None:
+        """The forecast in the row (the first one) and in the progress display (the latest),
+        with the first one's verdict."""
         if not self.recorded:
             self.recorded = True
+            if verdict is not None:
+                self.above, self.off_trend = verdict[0] == "above", verdict[1]
             self.member.row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
                                    forecast_hi=forecast.hi, forecast_step=forecast.step,
                                    forecast_refs=forecast.refs)  # fmt: skip
-        store.write_json(Path(self.member.point_dir) / FILE, forecast.__dict__)
+        shown = forecast.__dict__ | ({"off_trend": self.off_trend} if self.off_trend else {})
+        store.write_json(Path(self.member.point_dir) / FILE, shown)
 
 
 MATCH = ("dataset", "family", "task", "batch_size")  # what a reference trained, as the point
 
 
 def references(point_dir: Path, course, own: dict) -> list[tuple]:
-    """(steps, val losses, peak lr, parameters, final loss) of each finished point beside
+    """(steps, val losses, peak lr, parameters, final loss, row) of each finished point beside
     ``point_dir`` that trained the same task on the same data, with the same batch, for the
     same number of steps under the same schedule, whatever its peak lr and size."""
     out = []
@@ -99,7 +129,7 @@ def references(point_dir: Path, course, own: dict) -> list[tuple]:
             and same_schedule(h, row["lr"], course)
         ):
             out.append((h["step"].to_numpy(), h["val_loss"].to_numpy(), row["lr"], row["params"],
-                        row["val_loss"]))  # fmt: skip
+                        row["val_loss"], row))  # fmt: skip
     return out
 
 

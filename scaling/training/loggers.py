@@ -33,6 +33,7 @@ _MLFLOW_RUN_STATUS = {
     "diverged": "FAILED",
     "oom": "FAILED",
     "interrupted": "KILLED",
+    "hopeless": "KILLED",
 }
 _MLFLOW_PARAM_CHARS = 6000  # MLflow refuses longer parameter values
 _MLFLOW_BATCH = 100  # MLflow takes at most 100 parameters per call

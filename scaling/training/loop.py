@@ -80,17 +80,21 @@ def _steps(stepper, members, course, checkpoint, profiler, loss_sum, progress) -
                 # this point's stream, not the device: points beside it in threads go on
                 torch.cuda.current_stream(stepper.device).synchronize()
             progress.train_time += time.perf_counter() - t0
-            if _evaluate(stepper, members, loss_sum / progress.since_eval, lr, progress, course):
-                break
+            stop = _evaluate(stepper, members, loss_sum / progress.since_eval, lr, progress, course)
             loss_sum.zero_()
             progress.since_eval = 0
+            if stop:
+                if checkpoint is not None and members[0].row.get("status") == "hopeless":
+                    checkpoint.save(stepper, members, loss_sum, progress, 0.0)  # resumed from here
+                break
             t0 = time.perf_counter()
         if checkpoint is not None and checkpoint.due(step, course.steps):
             checkpoint.save(stepper, members, loss_sum, progress, time.perf_counter() - t0)
 
 
 def _evaluate(stepper, members, mean_loss, lr, progress, course) -> bool:
-    """Every living member's evaluation; True when training stops (all diverged, or early)."""
+    """Every living member's evaluation; True when training stops (all diverged or hopeless,
+    or early)."""
     losses = stepper.train_losses(mean_loss)
     step = progress.step
     for k, member in enumerate(members):
@@ -101,6 +105,11 @@ def _evaluate(stepper, members, mean_loss, lr, progress, course) -> bool:
                       step * course.examples_per_step if course.lm else None, progress.train_time)  # fmt: skip
         if not (math.isfinite(losses[k]) and math.isfinite(metrics["val_loss"])):
             member.diverge(Diverged(f"loss is {losses[k]} at step {step}"))
+    for member in members:  # after every member recorded: a pack's seeds share one forecast
+        why = member.hopeless() if member.alive else None
+        if why is not None:
+            print(f"[{course.label}] stopped at step {step} (trainer.stop_hopeless)", flush=True)
+            member.finish("hopeless", why)
     if not any(m.alive for m in members):
         return True
     patience = course.early_stop_patience  # one model only: packs refuse early stopping

@@ -80,6 +80,14 @@ class Member:
         val = metrics["val_loss"]
         self.best, self.stale = (val, 0) if val < self.best else (self.best, self.stale + 1)
 
+    def hopeless(self) -> str | None:
+        """Why it stops, where its first forecast lies above the study's law and
+        ``trainer.stop_hopeless`` asks to stop such a point."""
+        f = self.forecaster
+        if f is not None and f.above and self.spec.cfg.trainer.stop_hopeless:
+            return f.off_trend
+        return None
+
     def diverge(self, error) -> None:
         self.finish("diverged", error)
 

@@ -79,7 +79,7 @@ def train_points(
     else:
         finish_rest("ok", None)
     finally:
-        if all(m.row["status"] in ("ok", "diverged") for m in members):
+        if all(m.row["status"] in ("ok", "diverged", "hopeless") for m in members):
             group.leave()  # every rank got here; after a failure peers may be stuck in a collective
     return [m.row for m in members]
 
@@ -261,7 +261,7 @@ def _finish_training(members, stepper, data, progress, peak_memory, group, devic
     d = step * spec.examples_per_step
     K = len(members)  # a pack's throughput and MFU are all of its seeds' (as trained, diverged too)
     finals = {k: stepper.evaluate(k, final=True) for k, m in enumerate(members) if m.alive}
-    if checkpoint is not None:
+    if checkpoint is not None and finals:  # a hopeless point's stays, to resume from
         checkpoint.remove()
     for k, final in finals.items():
         m = members[k]

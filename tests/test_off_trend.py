@@ -1,0 +1,120 @@
+"""A point whose forecast is off the law through its study's finished points: said in the log
+and the progress display, and with trainer.stop_hopeless stopped, to be resumed later."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.analysis.curves import Forecast, Trend, off_trend, trend
+from scaling.cli import main
+from scaling.console import sweeps_table
+from scaling.store import collect
+from scaling.training import forecast as forecasting
+
+SIZES = np.array([1e3, 3e3, 1e4, 3e4, 1e5, 3e5])
+
+
+def _study(rng, noise=0.02):
+    """Final losses of six sizes on L = 0.2 + 30·N^-0.5, with run-to-run noise in log loss."""
+    return (0.2 + 30 * SIZES**-0.5) * np.exp(noise * rng.standard_normal(len(SIZES)))
+
+
+def test_a_forecast_apart_from_the_law_is_off_trend_and_one_that_meets_it_is_not():
+    rng = np.random.default_rng(0)
+    law = trend(SIZES[:5], _study(rng)[:5], 3e5)
+    truth = 0.2 + 30 * 3e5**-0.5
+    assert law.form == "saturating" and law.points == 5
+    assert law.lo < truth < law.hi and law.hi / law.lo < 1.5  # a new run's loss there, 95%
+    near = Forecast(truth * 1.03, truth * 0.95, truth * 1.1, 500, 8)
+    assert off_trend(near, law) is None
+    assert off_trend(Forecast(truth * 2, truth * 1.7, truth * 2.3, 500, 8), law) == "above"
+    assert off_trend(Forecast(truth / 2, truth / 2.3, truth / 1.7, 500, 8), law) == "below"
+    # a wide forecast meets the law however far off its middle is
+    assert off_trend(Forecast(truth * 2, truth * 0.9, truth * 4, 500, 8), law) is None
+
+
+def test_few_sizes_give_a_wide_law_or_none():
+    rng = np.random.default_rng(1)
+    finals = _study(rng)
+    assert trend(SIZES[:2], finals[:2], 3e5) is None  # two sizes: no law
+    assert trend([1e3, 1e3, 3e3, 3e3], finals[:4], 3e5) is None  # seeds are not sizes
+    three = trend(SIZES[:3], finals[:3], 3e5)
+    five = trend(SIZES[:5], finals[:5], 3e5)
+    assert three.form == "power" and three.hi / three.lo > five.hi / five.lo
+
+
+def test_law_intervals_hold_new_runs_about_as_often_as_they_say():
+    rng = np.random.default_rng(2)
+    inside = []
+    for _ in range(60):
+        finals = _study(rng, noise=0.03)
+        law = trend(SIZES[:5], finals[:5], 3e5)
+        inside.append(law.lo <= finals[5] <= law.hi)
+    assert np.mean(inside) >= 0.85  # 95% nominal; a false alarm needs the forecast off as well
+
+
+TINY = ["model.width=4,6,8,12,16,24,32", "trainer.device=cpu", "trainer.batch_size=16",
+        "trainer.steps=80", "trainer.eval_interval=10", "tune.lrs=[]", "--bootstrap", "0"]  # fmt: skip
+
+
+def _far_below(monkeypatch):
+    """A law that puts every size's loss far below any forecast: each forecast is off it."""
+    low = Trend(0.01, 0.009, 0.011, 5, "saturating")
+    monkeypatch.setattr(forecasting, "trend", lambda sizes, finals, size0: low)
+
+
+def test_an_off_trend_point_is_said_so_and_trains_on(in_tmp, monkeypatch, capsys):
+    _far_below(monkeypatch)
+    assert main(["sweep", *TINY, "--out", "study"]) == 0
+    out = capsys.readouterr().out
+    rows = collect(in_tmp / "study")
+    forecast = rows[rows["forecast_loss"].notna()]
+    assert len(forecast) == 2 and (forecast["status"] == "ok").all()
+    assert out.count("off-trend: its forecast") == 2 and "lies above the law" in out
+    shown = json.loads(
+        (in_tmp / "study" / "points" / forecast["point_id"].iloc[0] / "forecast.json").read_text()
+    )
+    assert shown["off_trend"].startswith("off-trend: its forecast")
+
+
+def test_a_hopeless_point_stops_keeps_its_place_and_resumes_when_asked(in_tmp, monkeypatch, capsys):
+    _far_below(monkeypatch)
+    assert main(["sweep", *TINY, "trainer.stop_hopeless=true", "--out", "study"]) == 1
+    rows = collect(in_tmp / "study").set_index("point_id")
+    hopeless = rows[rows["status"] == "hopeless"]
+    assert len(hopeless) == 2 and (rows["status"] == "ok").sum() == 5  # the rest trained on
+    assert hopeless["error"].str.startswith("off-trend: its forecast").all()
+    points = in_tmp / "study" / "points"
+    for pid in hopeless.index:
+        history = pd.read_csv(points / pid / "history.csv")
+        assert history["step"].max() == 20  # stopped at its forecast, 25% of 80 steps
+        assert (points / pid / "checkpoint.pt").is_file()
+    table = sweeps_table(in_tmp)  # scale ls: a column for the status, where a sweep has it
+    assert [c.header for c in table.columns] == ["sweep", "points", "ok", "hopeless", "pending"]
+    # a plain re-run leaves it be; asked, it resumes where it stopped and finishes
+    capsys.readouterr()
+    assert main(["sweep", *TINY, "trainer.stop_hopeless=true", "--out", "study"]) == 1
+    assert "resuming" not in capsys.readouterr().out
+    monkeypatch.setattr(forecasting, "trend", trend)  # the real law: the points are on it
+    assert main(["sweep", *TINY, "--retry-failed", "--out", "study"]) == 0
+    assert capsys.readouterr().out.count("resuming from the checkpoint at step 20") == 2
+    again = collect(in_tmp / "study").set_index("point_id")
+    assert (again["status"] == "ok").all() and len(again) == 7  # the same points, resumed
+    for pid in hopeless.index:
+        history = pd.read_csv(points / pid / "history.csv")
+        assert list(history["step"]) == list(range(10, 81, 10))
+        assert not (points / pid / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("bad", [["trainer.forecast=0"], ["trainer.nproc=2"]])
+def test_stop_hopeless_without_a_forecast_or_with_processes_is_one_line_and_exit_2(
+    in_tmp, capsys, bad
+):
+    assert (
+        main(["sweep", "model.width=4", "trainer.device=cpu", "trainer.stop_hopeless=true", *bad])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "trainer.stop_hopeless" in err and len(err.strip().splitlines()) == 1
