@@ -102,7 +102,7 @@ def test_report_on_a_csv_with_two_variables(runs_csv, capsys):
     assert (
         "Compute-optimal frontier" in md
         and "Prediction of held-out sizes" in md
-        and "1 points left out" in md
+        and "1 point left out" in md
     )
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "<table" in page

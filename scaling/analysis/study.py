@@ -98,7 +98,10 @@ def analyze(data, options: Options | None = None, **settings) -> Analysis:
     # in any other table, runs of one setting share x, D and every text column
     keys = replicas if sweep else [o.x] + ([d] if d else []) + _text_columns(df, [o.x, d])
     result = Analysis(x=o.x, y=o.y, d=d, c=c, fits=[], excluded=dict(excluded))
-    result.notes += [f"{count} points left out: {reason}" for reason, count in excluded.items()]
+    result.notes += [
+        f"{count} point{'s' * (count != 1)} left out: {reason}"
+        for reason, count in excluded.items()
+    ]
     if follows:
         ratio = (df[follows] / df[o.x]).median()
         result.notes.append(f"{follows} follows {o.x}, one value per size ({ratio:.3g} per "
