@@ -118,3 +118,21 @@ def test_stop_hopeless_without_a_forecast_or_with_processes_is_one_line_and_exit
     )
     err = capsys.readouterr().err
     assert "trainer.stop_hopeless" in err and len(err.strip().splitlines()) == 1
+
+
+def test_packed_seeds_share_the_verdict_and_stop_together(in_tmp, monkeypatch):
+    _far_below(monkeypatch)
+    assert (
+        main(
+            ["sweep", *TINY, "trainer.pack_seeds=2", "trainer.stop_hopeless=true", "--out", "study"]
+        )
+        == 1
+    )
+    rows = collect(in_tmp / "study")
+    hopeless = rows[rows["status"] == "hopeless"]
+    # every pack that forecast stopped, both its seeds; the packs before had no references
+    assert len(hopeless) >= 4 and hopeless.groupby("params").size().eq(2).all()
+    assert (rows["forecast_loss"].notna() == rows["status"].eq("hopeless")).all()
+    assert (hopeless["forecast_step"] == 20).all() and (rows["status"] == "ok").sum() >= 4
+    for pid in hopeless["point_id"]:  # a pack keeps no checkpoint: it trains again when asked
+        assert pd.read_csv(in_tmp / "study" / "points" / pid / "history.csv")["step"].max() == 20
