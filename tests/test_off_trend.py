@@ -77,6 +77,13 @@ def test_an_off_trend_point_is_said_so_and_trains_on(in_tmp, monkeypatch, capsys
         (in_tmp / "study" / "points" / forecast["point_id"].iloc[0] / "forecast.json").read_text()
     )
     assert shown["off_trend"].startswith("off-trend: its forecast")
+    # the row keeps the law beside the forecast; the report counts the points off it
+    assert (forecast["forecast_law"] == 0.01).all() and rows["forecast_law"].notna().sum() == 2
+    report = (in_tmp / "study" / "report.md").read_text()
+    assert (
+        "Off-trend (the forecast's interval apart from the law's): 2 finished points, 2 of which ended"
+        in report
+    )
 
 
 def test_a_hopeless_point_stops_keeps_its_place_and_resumes_when_asked(in_tmp, monkeypatch, capsys):
@@ -91,6 +98,8 @@ def test_a_hopeless_point_stops_keeps_its_place_and_resumes_when_asked(in_tmp, m
         history = pd.read_csv(points / pid / "history.csv")
         assert history["step"].max() == 20  # stopped at its forecast, 25% of 80 steps
         assert (points / pid / "checkpoint.pt").is_file()
+    report = (in_tmp / "study" / "report.md").read_text()
+    assert "2 stopped as hopeless (trainer.stop_hopeless)" in report and report.count("| stopped ") == 2
     table = sweeps_table(in_tmp)  # scale ls: a column for the status, where a sweep has it
     assert [c.header for c in table.columns] == ["sweep", "points", "ok", "hopeless", "pending"]
     # a plain re-run leaves it be; asked, it resumes where it stopped and finishes

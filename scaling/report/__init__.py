@@ -73,7 +73,7 @@ def study_sections(df_all: pd.DataFrame, x: str, plots_dir: Path, title: str,
         histories = store.read_histories(sweep_dir) if sweep_dir is not None else {}
         section.figures = branch_curves(ok, histories, plots_dir, title)
         out.append(section)
-    section = forecasts_section(ok)
+    section = forecasts_section(df_all)
     if section:
         section.figures = forecast_plot(ok, plots_dir, title)
         out.append(section)

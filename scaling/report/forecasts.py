@@ -29,22 +29,68 @@ def summary(done: pd.DataFrame) -> str:
             f"median error {np.median(np.abs(err)):.1%}, {inside.mean():.0%} inside the 90% interval")  # fmt: skip
 
 
-def forecasts_section(ok: pd.DataFrame) -> Section | None:
-    """Each forecast, its interval, the loss reached and the error; with the summary line."""
-    done = _forecast(ok)
-    if done is None:
+def _off(done: pd.DataFrame) -> pd.Series:
+    """Whether each forecast's interval and the law's (where there was one) do not meet."""
+    if "forecast_law" not in done:
+        return pd.Series(False, index=done.index)
+    return (done["forecast_lo"] > done["forecast_law_hi"]) | (
+        done["forecast_hi"] < done["forecast_law_lo"]
+    )
+
+
+def _trend_line(done: pd.DataFrame, stopped: pd.DataFrame) -> str:
+    """How many points were off-trend, and whether they ended off the law."""
+    off, parts = done[_off(done)], []
+    if len(off):
+        outside = (off["val_loss"] < off["forecast_law_lo"]) | (
+            off["val_loss"] > off["forecast_law_hi"]
+        )
+        parts.append(f"{len(off)} finished point{'s' * (len(off) != 1)}, {outside.sum()} of "
+                     "which ended outside the law's interval")  # fmt: skip
+    if len(stopped):
+        parts.append(f"{len(stopped)} stopped as hopeless (trainer.stop_hopeless)")
+    if not parts:
+        return ""
+    return (
+        "Off-trend (the forecast's interval apart from the law's): " + ", and ".join(parts) + ". "
+    )
+
+
+def _row(r, law: bool) -> dict:
+    """One forecast's row of the table; a point stopped as hopeless has no final loss."""
+    final = r["status"] == "ok"
+    row = {"point": r.get("label") or r["point_id"][:8], "N": fmt(r["params"]),
+           "at step": f"{int(r['forecast_step']):,}" + (f" of {int(r['steps']):,}" if final else ""),
+           "forecast (90%)": f"{r['forecast_loss']:.4f} [{r['forecast_lo']:.4f}, {r['forecast_hi']:.4f}]"}  # fmt: skip
+    if law:
+        row["law (95%)"] = ("" if pd.isna(r.get("forecast_law")) else
+                            f"{r['forecast_law']:.4f} [{r['forecast_law_lo']:.4f}, {r['forecast_law_hi']:.4f}]")  # fmt: skip
+    return row | {"final": f"{r['val_loss']:.4f}" if final else "stopped",
+                  "error": f"{r['forecast_loss'] / r['val_loss'] - 1:+.1%}" if final else "",
+                  "from runs": int(r["forecast_refs"])}  # fmt: skip
+
+
+def forecasts_section(df_all: pd.DataFrame) -> Section | None:
+    """Each forecast, its interval, the law's beside it, the loss reached and the error; with
+    the summary line. Points stopped as hopeless are listed without a final loss."""
+    if "forecast_loss" not in df_all:
         return None
-    rows = [{"point": r.get("label") or r["point_id"][:8], "N": fmt(r["params"]),
-             "at step": f"{int(r['forecast_step']):,} of {int(r['steps']):,}",
-             "forecast (90%)": f"{r['forecast_loss']:.4f} [{r['forecast_lo']:.4f}, {r['forecast_hi']:.4f}]",
-             "final": f"{r['val_loss']:.4f}", "error": f"{r['forecast_loss'] / r['val_loss'] - 1:+.1%}",
-             "from runs": int(r["forecast_refs"])}
-            for _, r in done.sort_values(["params", "lr"]).iterrows()]  # fmt: skip
+    status = df_all["status"] if "status" in df_all else pd.Series("ok", index=df_all.index)
+    forecast = df_all["forecast_loss"].notna()
+    done = df_all[status.eq("ok") & forecast & df_all["val_loss"].notna()]
+    stopped = df_all[status.eq("hopeless") & forecast]
+    if not len(done) and not len(stopped):
+        return None
+    law = "forecast_law" in df_all and df_all["forecast_law"].notna().any()
+    together = pd.concat([done, stopped]).sort_values(["params", "lr"])
+    rows = [_row(r, law) for _, r in together.iterrows()]
     return Section("Forecasts of the final loss", [
-        f"{summary(done)}. Each point forecasts at its first evaluation past trainer.forecast of "
-        "its steps, from the finished points of the sweep with the same schedule: least squares "
-        "of their log final loss on their log loss at that step, log peak lr and log size; a "
-        "point inside its size's grid of lrs is read off parabolas in log lr through the grid.",
+        f"{summary(done) + '. ' if len(done) else ''}{_trend_line(done, stopped)}Each point "
+        "forecasts at its first evaluation past trainer.forecast of its steps, from the finished "
+        "points of the sweep with the same schedule: least squares of their log final loss on their log loss at "
+        "that step, log peak lr and log size; a point inside its size's grid of lrs is read off "
+        "parabolas in log lr through the grid. The law is L(N) through the study points that "
+        "had finished, at the point's size: a new run's loss with its 95% interval.",
         Frame(pd.DataFrame(rows)),
     ])  # fmt: skip
 

@@ -21,6 +21,7 @@ COLUMNS = [
     "flops_per_step", "flops_total", "flops_6nd",
     "train_loss", "val_loss", "best_val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1", "val_bpb", "val_r2",
     "forecast_loss", "forecast_lo", "forecast_hi", "forecast_step", "forecast_refs",
+    "forecast_law", "forecast_law_lo", "forecast_law_hi",
     "wall_time_s", "throughput", "peak_memory_bytes", "model_bytes", "mfu",
     "compression", "compress_level", "sparsity", "params_nonzero", "flops_teacher_per_step",
     "flops_recompute_per_step",

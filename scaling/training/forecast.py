@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
-from ..analysis.curves import Forecast, loss_at, loss_to_loss, off_trend, trend
+from ..analysis.curves import Forecast, Trend, loss_at, loss_to_loss, off_trend, trend
 from ..store.tables import TUNING
 from .optim import lr_at
 
@@ -68,41 +68,44 @@ class Forecaster:
         forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, steps[-1])
         if forecast is None:
             return None
-        verdict = None if self.recorded else self.verdict(forecast)
-        if verdict is not None:
-            print(f"[{self.course.label}] {verdict[1]}", flush=True)
+        first = not self.recorded
+        law = self.law() if first else None
         for m in pack:
             if m.forecaster is not None and not m.forecaster.off:
-                m.forecaster.show(forecast, verdict)
+                m.forecaster.show(forecast, law)
+        if first and self.off_trend:
+            print(f"[{self.course.label}] {self.off_trend}", flush=True)
         return forecast
 
-    def verdict(self, forecast: Forecast) -> tuple[str, str] | None:
-        """(above or below, the line that says so) where a study point's forecast is off the
-        law through the study's finished points at its size."""
+    def law(self) -> Trend | None:
+        """The law through the study's finished points at a study point's size."""
         own = self.member.row
         if own.get("lr_source") in TUNING or self.member.spec.role not in ("point", "packed"):
             return None  # a tuning run's lr is off the best on purpose; a trunk has no law
         peers = [r for *_, r in self.refs if r.get("lr_source") not in TUNING
                  and r.get("branch_start") is None and r.get("train_size") == own.get("train_size")]  # fmt: skip
-        law = trend([r["params"] for r in peers], [r["val_loss"] for r in peers], own["params"])
-        side = off_trend(forecast, law)
-        if side is None:
-            return None
-        return side, (f"off-trend: its forecast {forecast.loss:.4f} [{forecast.lo:.4f}, "
-                      f"{forecast.hi:.4f}] at step {forecast.step:,} lies {side} the law through "
-                      f"{law.points} finished points, {law.loss:.4f} [{law.lo:.4f}, {law.hi:.4f}] "
-                      f"at N={own['params']:,}")  # fmt: skip
+        return trend([r["params"] for r in peers], [r["val_loss"] for r in peers], own["params"])
 
-    def show(self, forecast: Forecast, verdict: tuple[str, str] | None = None) -> None:
-        """The forecast in the row (the first one) and in the progress display (the latest),
-        with the first one's verdict."""
+    def show(self, forecast: Forecast, law: Trend | None = None) -> None:
+        """The forecast in the row (the first one, with the law beside it) and in the progress
+        display (the latest); whether the first one is off the law."""
         if not self.recorded:
             self.recorded = True
-            if verdict is not None:
-                self.above, self.off_trend = verdict[0] == "above", verdict[1]
-            self.member.row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
-                                   forecast_hi=forecast.hi, forecast_step=forecast.step,
-                                   forecast_refs=forecast.refs)  # fmt: skip
+            row = self.member.row
+            row.update(forecast_loss=forecast.loss, forecast_lo=forecast.lo,
+                       forecast_hi=forecast.hi, forecast_step=forecast.step,
+                       forecast_refs=forecast.refs)  # fmt: skip
+            if law is not None:
+                row.update(forecast_law=law.loss, forecast_law_lo=law.lo, forecast_law_hi=law.hi)
+            side = off_trend(forecast, law)
+            if side is not None:
+                self.above = side == "above"
+                self.off_trend = (
+                    f"off-trend: its forecast {forecast.loss:.4f} [{forecast.lo:.4f}, "
+                    f"{forecast.hi:.4f}] at step {forecast.step:,} lies {side} the law through "
+                    f"{law.points} finished points, {law.loss:.4f} [{law.lo:.4f}, {law.hi:.4f}] "
+                    f"at N={row['params']:,}"
+                )
         shown = forecast.__dict__ | ({"off_trend": self.off_trend} if self.off_trend else {})
         store.write_json(Path(self.member.point_dir) / FILE, shown)
 
