@@ -99,7 +99,10 @@ def test_a_hopeless_point_stops_keeps_its_place_and_resumes_when_asked(in_tmp, m
         assert history["step"].max() == 20  # stopped at its forecast, 25% of 80 steps
         assert (points / pid / "checkpoint.pt").is_file()
     report = (in_tmp / "study" / "report.md").read_text()
-    assert "2 stopped as hopeless (trainer.stop_hopeless)" in report and report.count("| stopped ") == 2
+    assert (
+        "2 stopped as hopeless (trainer.stop_hopeless)" in report
+        and report.count("| stopped ") == 2
+    )
     table = sweeps_table(in_tmp)  # scale ls: a column for the status, where a sweep has it
     assert [c.header for c in table.columns] == ["sweep", "points", "ok", "hopeless", "pending"]
     # a plain re-run leaves it be; asked, it resumes where it stopped and finishes
@@ -145,3 +148,22 @@ def test_packed_seeds_share_the_verdict_and_stop_together(in_tmp, monkeypatch):
     assert (hopeless["forecast_step"] == 20).all() and (rows["status"] == "ok").sum() >= 4
     for pid in hopeless["point_id"]:  # a pack keeps no checkpoint: it trains again when asked
         assert pd.read_csv(in_tmp / "study" / "points" / pid / "history.csv")["step"].max() == 20
+
+
+def test_the_report_reads_forecasts_with_no_law_beside_them():
+    """Rows read back from result files hold None where no law was fitted (an object
+    column): the forecast table has no law column then, and counts nothing off-trend."""
+    from scaling.report.forecasts import forecasts_section
+
+    rows = pd.DataFrame({"point_id": ["a", "b"], "status": ["ok", "ok"], "params": [10, 20],
+                         "lr": [0.01, 0.01], "steps": [80, 80], "val_loss": [1.0, 0.9],
+                         "forecast_loss": [1.1, 0.85], "forecast_lo": [0.9, 0.7],
+                         "forecast_hi": [1.3, 1.0], "forecast_step": [20, 20],
+                         "forecast_refs": [5, 6], "forecast_law": [None, None],
+                         "forecast_law_lo": [None, None], "forecast_law_hi": [None, None]})  # fmt: skip
+    section = forecasts_section(rows)
+    text, frame = section.blocks[0], section.blocks[1].table
+    assert "Off-trend" not in text and "law (95%)" not in frame.columns and len(frame) == 2
+    rows.loc[1, ["forecast_law", "forecast_law_lo", "forecast_law_hi"]] = [0.5, 0.45, 0.55]
+    section = forecasts_section(rows)
+    assert "1 finished point, 1 of which ended outside the law's interval" in section.blocks[0]

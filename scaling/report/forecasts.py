@@ -29,22 +29,28 @@ def summary(done: pd.DataFrame) -> str:
             f"median error {np.median(np.abs(err)):.1%}, {inside.mean():.0%} inside the 90% interval")  # fmt: skip
 
 
+LAW = ("forecast_law", "forecast_law_lo", "forecast_law_hi")
+
+
+def _law(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The law's interval per row, NaN where no law was fitted (the column may hold None)."""
+    return tuple(pd.to_numeric(df[c], errors="coerce") for c in LAW[1:])
+
+
 def _off(done: pd.DataFrame) -> pd.Series:
     """Whether each forecast's interval and the law's (where there was one) do not meet."""
     if "forecast_law" not in done:
         return pd.Series(False, index=done.index)
-    return (done["forecast_lo"] > done["forecast_law_hi"]) | (
-        done["forecast_hi"] < done["forecast_law_lo"]
-    )
+    lo, hi = _law(done)
+    return (done["forecast_lo"] > hi) | (done["forecast_hi"] < lo)
 
 
 def _trend_line(done: pd.DataFrame, stopped: pd.DataFrame) -> str:
     """How many points were off-trend, and whether they ended off the law."""
     off, parts = done[_off(done)], []
     if len(off):
-        outside = (off["val_loss"] < off["forecast_law_lo"]) | (
-            off["val_loss"] > off["forecast_law_hi"]
-        )
+        lo, hi = _law(off)
+        outside = (off["val_loss"] < lo) | (off["val_loss"] > hi)
         parts.append(f"{len(off)} finished point{'s' * (len(off) != 1)}, {outside.sum()} of "
                      "which ended outside the law's interval")  # fmt: skip
     if len(stopped):
