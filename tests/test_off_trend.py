@@ -88,7 +88,13 @@ def test_an_off_trend_point_is_said_so_and_trains_on(in_tmp, monkeypatch, capsys
 
 def test_a_hopeless_point_stops_keeps_its_place_and_resumes_when_asked(in_tmp, monkeypatch, capsys):
     _far_below(monkeypatch)
-    assert main(["sweep", *TINY, "trainer.stop_hopeless=true", "--out", "study"]) == 1
+    # stopped on purpose, not failed: --max-failures does not count them
+    assert (
+        main(
+            ["sweep", *TINY, "trainer.stop_hopeless=true", "--max-failures", "1", "--out", "study"]
+        )
+        == 1
+    )
     rows = collect(in_tmp / "study").set_index("point_id")
     hopeless = rows[rows["status"] == "hopeless"]
     assert len(hopeless) == 2 and (rows["status"] == "ok").sum() == 5  # the rest trained on

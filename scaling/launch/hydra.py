@@ -133,9 +133,11 @@ def run_job(cfg) -> str:
     with job_resources(spec.cfg.trainer, job.threads, params) as resources:
         rows = train_job(job.specs, job.out, resources)
     statuses = {row["status"] for row in rows} or {"ok"}
+    # a hopeless point was stopped on purpose (trainer.stop_hopeless): not a failure in a row
     status = (
-        "interrupted" if "interrupted" in statuses else "ok" if statuses == {"ok"} else "failed"
-    )
+        "interrupted" if "interrupted" in statuses
+        else "ok" if statuses <= {"ok", "hopeless"} else "failed"
+    )  # fmt: skip
     if rows and status != "interrupted" and os.environ.get("RANK", "0") == "0":
         store.record_outcome(job.out, status)
     return status
