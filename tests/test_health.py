@@ -206,6 +206,19 @@ def test_an_lr_next_to_one_that_diverged_is_not_at_the_edge():
     assert "edge" not in _kinds(check(rows))
 
 
+def test_an_lr_next_to_one_stopped_as_hopeless_is_not_at_the_edge():
+    """A run stopped as hopeless (trainer.stop_hopeless) was tried: its loss at the stop is
+    not a final loss, and the lr it ran at is no better than the finished ones. Rows retried
+    with stop_hopeless=false are still one setting's runs."""
+    rows = _grid("optim.lr", "lr", [1e-3, 3e-3, 1e-2, 3e-2])
+    hopeless = rows["model.width"].eq(16) & rows["optim.lr"].eq(3e-2)
+    rows.loc[hopeless, "status"] = "hopeless"
+    rows["trainer.stop_hopeless"] = hopeless  # the others finished with it off
+    assert "edge" not in _kinds(check(rows))
+    rows.loc[hopeless, "status"] = "ok"  # the same loss, had it finished, is the largest lr's
+    assert "edge" not in _kinds(check(rows))
+
+
 # sizes
 
 

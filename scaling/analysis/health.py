@@ -32,7 +32,9 @@ SEED_NOISE = 1.0  # seeds' spread (SD) larger than this times the smallest gap b
 # settings that name what a run tried rather than which experiment it belongs to
 _TRIED = {"optim.lr": "lr", "trainer.batch_size": "batch size"}
 _IGNORED = {"trainer.seed", "trainer.threads", "trainer.device", "trainer.checkpoint_every",
-            "trainer.profile", "trainer.pack_seeds", "logger.name", "out"}  # fmt: skip
+            "trainer.profile", "trainer.pack_seeds", "trainer.forecast", "trainer.stop_hopeless",
+            "logger.name", "out"}  # fmt: skip
+STOPPED = ("diverged", "hopeless")  # runs that ended early, worse than any that finished
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ def check(rows: pd.DataFrame, histories: dict | None = None, x: str = "params",
     findings = []
     findings += _overfitting(trained, histories, y)
     findings += _under_training(trained, histories)
-    # a diverged run was tried too: worse than any that finished
-    tried = rows[rows["status"].isin(["ok", "diverged"])] if "status" in rows else rows
+    # a diverged run, or one stopped as hopeless, was tried too: worse than any that finished
+    tried = rows[rows["status"].isin(["ok", *STOPPED])] if "status" in rows else rows
     findings += _edges(tried, y)
     findings += _sizes(trained, x)
     findings += _no_gain(trained, x, y)
@@ -157,7 +159,7 @@ def _edges(ok: pd.DataFrame, y: str) -> list[Finding]:
         for _, runs in keyed.groupby(rest, dropna=False) if rest else [(None, keyed)]:
             loss = pd.to_numeric(runs[y], errors="coerce")
             if "status" in runs:
-                loss = loss.where(runs["status"].ne("diverged"), np.inf)
+                loss = loss.where(~runs["status"].isin(STOPPED), np.inf)
             losses = loss.groupby(runs[column]).mean().dropna()
             if len(losses) < 3:
                 continue
@@ -312,9 +314,6 @@ def _seeds(ok: pd.DataFrame, x: str, y: str) -> list[Finding]:
     noise = float(spread.max())
     if noise <= SEED_NOISE * gap:
         return []
-    return [Finding(
-        "seeds",
-        f"seeds of one setting scatter by up to {noise:.3g} (SD) while neighbouring sizes differ "
-        f"by as little as {gap:.3g}",
-        "Space the sizes further apart or run more seeds per size",
-    )]  # fmt: skip
+    text = (f"seeds of one setting scatter by up to {noise:.3g} (SD) while neighbouring sizes "
+            f"differ by as little as {gap:.3g}")  # fmt: skip
+    return [Finding("seeds", text, "Space the sizes further apart or run more seeds per size")]
