@@ -124,6 +124,9 @@ def test_a_hopeless_point_stops_keeps_its_place_and_resumes_when_asked(in_tmp, m
         history = pd.read_csv(points / pid / "history.csv")
         assert list(history["step"]) == list(range(10, 81, 10))
         assert not (points / pid / "checkpoint.pt").exists()
+        # its first forecast and the law it was stopped on stay in the row, as made then
+        assert again.loc[pid, "forecast_step"] == 20 and again.loc[pid, "forecast_law"] == 0.01
+        assert again.loc[pid, "forecast_loss"] == pytest.approx(hopeless.loc[pid, "forecast_loss"])
 
 
 @pytest.mark.parametrize("bad", [["trainer.forecast=0"], ["trainer.nproc=2"]])
@@ -173,3 +176,34 @@ def test_the_report_reads_forecasts_with_no_law_beside_them():
     rows.loc[1, ["forecast_law", "forecast_law_lo", "forecast_law_hi"]] = [0.5, 0.45, 0.55]
     section = forecasts_section(rows)
     assert "1 finished point, 1 of which ended outside the law's interval" in section.blocks[0]
+
+
+def test_a_law_that_cannot_be_fitted_leaves_the_forecast(in_tmp, monkeypatch):
+    def fails(sizes, finals, size0):
+        raise ValueError("no law")
+
+    monkeypatch.setattr(forecasting, "trend", fails)
+    assert main(["sweep", *TINY, "trainer.stop_hopeless=true", "--out", "study"]) == 0
+    rows = collect(in_tmp / "study")
+    assert rows["forecast_loss"].notna().sum() == 2 and rows["forecast_law"].isna().all()
+
+
+def test_the_law_takes_each_finished_size_once_at_its_best_lr(in_tmp, monkeypatch):
+    calls = []
+
+    def recorded(sizes, finals, size0):
+        calls.append((list(sizes), list(finals), size0))
+        return trend(sizes, finals, size0)
+
+    monkeypatch.setattr(forecasting, "trend", recorded)
+    assert main(["sweep", *TINY, "optim.lr=0.003,0.03", "--out", "study"]) == 0
+    rows = collect(in_tmp / "study")
+    assert calls and all(len(set(sizes)) == len(sizes) for sizes, _, _ in calls)
+    sizes, finals, size0 = calls[-1]  # the last point's: every other one had finished
+    assert len(sizes) >= 3 and size0 == rows["params"].max()
+    for size, final in zip(sizes, finals):
+        losses = rows.loc[rows["params"] == size, "val_loss"]
+        if size != size0:  # two lrs a size: the better one's loss
+            assert final == pytest.approx(losses.min())
+        else:  # its own size: the run at the other lr, finished before it
+            assert min(abs(losses - final)) < 1e-9

@@ -119,7 +119,7 @@ class Trend:
 
 def trend(sizes, finals, size0: float, level: float = 0.95) -> Trend | None:
     """L(N) through finished points (their sizes and final losses) at ``size0``: E + A·N^-α
-    from five sizes, A·N^-α from three; None with fewer. The interval is a new run's
+    from five sizes, A·N^-α from three; None with fewer, or where the fit did not converge. The interval is a new run's
     (the law's uncertainty and the points' scatter), as wide as few points leave it."""
     sizes, finals = np.asarray(sizes, float), np.asarray(finals, float)
     distinct = len(np.unique(sizes))
@@ -127,6 +127,8 @@ def trend(sizes, finals, size0: float, level: float = 0.95) -> Trend | None:
         return None
     form = "saturating" if distinct >= 5 else "power"
     law = fit_law(sizes, finals, form=form, bootstrap=200)
+    if not law.converged:
+        return None
     lo, hi = law.predict_interval([size0], level=level, noise=True)
     return Trend(float(law.predict([size0])[0]), float(lo[0]), float(hi[0]), len(finals), form)
 

@@ -56,7 +56,7 @@ class Forecaster:
         if not seen:
             return None
         own = float(np.mean(seen))
-        if not self.recorded:  # finished points may have joined since the last evaluation
+        if self.refs is None or not self.recorded:  # finished points may have joined since
             self.refs = references(Path(self.member.point_dir), self.course, self.member.row)
         refs = [(loss_at(s, losses, steps), *rest) for s, losses, *rest in self.refs]
         refs = [r for r in refs if r[0] is not None]  # evaluated at the same steps
@@ -78,13 +78,41 @@ class Forecaster:
         return forecast
 
     def law(self) -> Trend | None:
-        """The law through the study's finished points at a study point's size."""
+        """The law through the study's finished points at a study point's size: one point a
+        size, its best lr's mean loss; None where there is none (the forecast stands alone)."""
         own = self.member.row
         if own.get("lr_source") in TUNING or self.member.spec.role not in ("point", "packed"):
             return None  # a tuning run's lr is off the best on purpose; a trunk has no law
-        peers = [r for *_, r in self.refs if r.get("lr_source") not in TUNING
-                 and r.get("branch_start") is None and r.get("train_size") == own.get("train_size")]  # fmt: skip
-        return trend([r["params"] for r in peers], [r["val_loss"] for r in peers], own["params"])
+        sweep = Path(self.member.point_dir).parent.parent
+        plan = {p["point_id"]: p for p in store.read_grid(sweep)}  # a best tuning run is a point
+        best: dict = {}
+        for *_, r in self.refs:
+            source = plan.get(r["point_id"], {}).get("lr_source") or r.get("lr_source")
+            if (
+                source not in TUNING
+                and r.get("branch_start") is None
+                and r.get("train_size") == own.get("train_size")
+            ):
+                best.setdefault(r["params"], {}).setdefault(r["lr"], []).append(r["val_loss"])
+        finals = [min(np.mean(v) for v in by_lr.values()) for by_lr in best.values()]
+        try:
+            return trend(list(best), finals, own["params"])
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            return None  # no law to set the forecast beside; the forecast itself stands
+
+    def state(self) -> dict | None:
+        """What a checkpoint keeps of the first forecast: its row fields and verdict."""
+        if not self.recorded:
+            return None
+        keys = [k for k in self.member.row if k.startswith("forecast_")]
+        return {"row": {k: self.member.row[k] for k in keys}, "off_trend": self.off_trend,
+                "above": self.above}  # fmt: skip
+
+    def restore(self, state: dict | None) -> None:
+        """A resumed point's first forecast, as it was made before it stopped."""
+        if state:
+            self.member.row.update(state["row"])
+            self.recorded, self.off_trend, self.above = True, state["off_trend"], state["above"]
 
     def show(self, forecast: Forecast, law: Trend | None = None) -> None:
         """The forecast in the row (the first one, with the law beside it) and in the progress
@@ -103,7 +131,7 @@ class Forecaster:
                 self.off_trend = (
                     f"off-trend: its forecast {forecast.loss:.4f} [{forecast.lo:.4f}, "
                     f"{forecast.hi:.4f}] at step {forecast.step:,} lies {side} the law through "
-                    f"{law.points} finished points, {law.loss:.4f} [{law.lo:.4f}, {law.hi:.4f}] "
+                    f"{law.points} finished sizes, {law.loss:.4f} [{law.lo:.4f}, {law.hi:.4f}] "
                     f"at N={row['params']:,}"
                 )
         shown = forecast.__dict__ | ({"off_trend": self.off_trend} if self.off_trend else {})

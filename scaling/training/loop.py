@@ -106,7 +106,7 @@ def _evaluate(stepper, members, mean_loss, lr, progress, course) -> bool:
         if not (math.isfinite(losses[k]) and math.isfinite(metrics["val_loss"])):
             member.diverge(Diverged(f"loss is {losses[k]} at step {step}"))
     for member in members:  # after every member recorded: a pack's seeds share one forecast
-        why = member.hopeless() if member.alive else None
+        why = member.hopeless() if member.alive and step < course.steps else None
         if why is not None:
             print(f"[{course.label}] stopped at step {step} (trainer.stop_hopeless)", flush=True)
             member.finish("hopeless", why)
@@ -138,7 +138,8 @@ class Checkpoint:
         m = members[0]
         state |= {"loss_sum": loss_now, "since_eval": progress.since_eval, "best": m.best,
                   "stale": m.stale, "step": progress.step, "history": list(m.history),
-                  "train_time": progress.train_time + since_eval_time}  # fmt: skip
+                  "train_time": progress.train_time + since_eval_time,
+                  "forecast": (m.spec.point_id, m.forecaster and m.forecaster.state())}  # fmt: skip
         store.atomic_write(self.path, lambda f: torch.save(state, f), binary=True)
 
     def resume(self, stepper, members, loss_sum, progress: Progress) -> None:
@@ -152,6 +153,9 @@ class Checkpoint:
         m.best, m.stale, m.history[:] = state["best"], state["stale"], state["history"]
         progress.step, progress.since_eval = state["step"], state["since_eval"]
         progress.train_time = state["train_time"]
+        point, forecast = state.get("forecast") or (None, None)
+        if m.forecaster is not None and point == m.spec.point_id:  # not a trunk's, for a branch
+            m.forecaster.restore(forecast)
         print(f"[{self.label}] resuming from the checkpoint at step {progress.step}", flush=True)
 
     def remove(self) -> None:
