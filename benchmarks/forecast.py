@@ -1,7 +1,9 @@
 """How well points forecast their final loss from the first quarter of their run
 (trainer.forecast=0.25): the default study at a few seeds, each point's forecast against the
 loss it reached, and the median error over the six study points and over every run; beside
-it, each seed's held-out check (the law fitted without the largest size, at the largest).
+it, each seed's held-out check (the law fitted without the largest size, at the largest) and
+how often a study point was flagged off-trend (its forecast apart from the law through the
+study points finished before it).
 
     python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast] [OVERRIDE ...]
 """
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from scaling.store import collect
 
@@ -25,6 +28,10 @@ def score(rows):
     done["inside"] = (done["forecast_lo"] <= done["val_loss"]) & (
         done["val_loss"] <= done["forecast_hi"]
     )
+    lo, hi = (pd.to_numeric(done.get(c), errors="coerce") for c in ("forecast_law_lo", "forecast_law_hi"))
+    done["law"] = lo.notna()  # a law through the finished study points was set beside it
+    done["flagged"] = (done["forecast_lo"] > hi) | (done["forecast_hi"] < lo)  # off-trend
+    done["off_law"] = (done["val_loss"] < lo) | (done["val_loss"] > hi)  # ended off the law
     return done
 
 
@@ -35,7 +42,7 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.25)
     ap.add_argument("overrides", nargs="*", help="the study's overrides, e.g. data.train_size=256000")
     args = ap.parse_args()
-    lines, pooled, floors = [], [], []
+    lines, pooled, floors, judged = [], [], [], []
     for seed in args.seeds:
         out = Path(args.out) / f"seed{seed}"
         if not (out / "results.csv").is_file():
@@ -49,10 +56,11 @@ def main() -> None:
             print(f"  N={int(r['params']):>7,}  forecast at step {int(r['forecast_step'])} from "
                   f"{int(r['forecast_refs'])} runs: {r['forecast_loss']:.4f} "
                   f"[{r['forecast_lo']:.4f}, {r['forecast_hi']:.4f}]  final {r['val_loss']:.4f}  "
-                  f"{r['error']:+.1%}")  # fmt: skip
+                  f"{r['error']:+.1%}" + ("  off-trend" if r["flagged"] else ""))  # fmt: skip
         lines.append((seed, np.median(study["error"].abs()), np.median(done["error"].abs()),
                       len(done), done["inside"].mean(), check(out)))  # fmt: skip
         pooled.extend(study["error"].abs())
+        judged.append(study[study["law"]])
         floors.extend(seed_noise(study))
     print("\n| seed | median abs error, study points | all runs with a forecast | runs | in 90% interval "
           "| held-out check |")  # fmt: skip
@@ -62,6 +70,10 @@ def main() -> None:
     passed = sum(held.startswith("PASS") for *_, held in lines)
     print(f"\nstudy points pooled: median abs error {np.median(pooled):.1%} over {len(pooled)}; "
           f"held-out check passed at {passed} of {len(lines)} seeds")  # fmt: skip
+    judged = pd.concat(judged)
+    print(f"off-trend: of {len(judged)} study points with a law beside their forecast, "
+          f"{int(judged['flagged'].sum())} were flagged and {int(judged['off_law'].sum())} ended "
+          f"outside the law's interval ({int((judged['flagged'] & judged['off_law']).sum())} both)")  # fmt: skip
     if floors:
         print(f"a forecast that knew each size's mean over its seeds would miss by a median of "
               f"{np.median(floors):.1%} (seeds of one size, trainer.pack_seeds)")  # fmt: skip
