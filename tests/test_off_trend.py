@@ -35,14 +35,25 @@ def test_a_forecast_apart_from_the_law_is_off_trend_and_one_that_meets_it_is_not
     assert off_trend(Forecast(truth * 2, truth * 0.9, truth * 4, 500, 8), law) is None
 
 
-def test_few_sizes_give_a_wide_law_or_none():
-    rng = np.random.default_rng(1)
-    finals = _study(rng)
-    assert trend(SIZES[:2], finals[:2], 3e5) is None  # two sizes: no law
-    assert trend([1e3, 1e3, 3e3, 3e3], finals[:4], 3e5) is None  # seeds are not sizes
-    three = trend(SIZES[:3], finals[:3], 3e5)
-    five = trend(SIZES[:5], finals[:5], 3e5)
-    assert three.form == "power" and three.hi / three.lo > five.hi / five.lo
+def test_fewer_than_five_sizes_give_no_law():
+    finals = _study(np.random.default_rng(1))
+    assert trend(SIZES[:4], finals[:4], 3e5) is None  # one residual cannot judge a point
+    seeds = np.r_[SIZES[:4], SIZES[:4]]
+    assert trend(seeds, np.r_[finals[:4], finals[:4]], 3e5) is None  # seeds are not sizes
+    assert trend(SIZES[:5], finals[:5], 3e5).form == "saturating"
+
+
+def test_a_law_that_levels_off_does_not_flag_the_larger_sizes():
+    """Losses that level off (E > 0): a power law through the smaller sizes would expect too
+    little of the larger ones. The saturating law's interval holds them."""
+    rng = np.random.default_rng(3)
+    flagged = 0
+    for _ in range(20):
+        finals = _study(rng, noise=0.01)
+        law = trend(SIZES[:5], finals[:5], SIZES[5])
+        healthy = Forecast(finals[5] * 1.02, finals[5] * 0.92, finals[5] * 1.12, 500, 8)
+        flagged += off_trend(healthy, law) is not None
+    assert flagged <= 2
 
 
 def test_law_intervals_hold_new_runs_about_as_often_as_they_say():

@@ -12,7 +12,8 @@ shape of its finished siblings instead. The interval is a prediction interval in
 points it held 86% of final losses for 90%, where the residuals' scale held 77%.
 
 A forecast is off-trend where its interval and that of the law L(N) through the study's finished
-points (a new run's loss at its size, 95%) do not meet: ``trend`` and ``off_trend``.
+points (a new run's loss at its size, 95%; five sizes or more) do not meet: ``trend`` and
+``off_trend``.
 """
 
 from __future__ import annotations
@@ -118,19 +119,20 @@ class Trend:
 
 
 def trend(sizes, finals, size0: float, level: float = 0.95) -> Trend | None:
-    """L(N) through finished points (their sizes and final losses) at ``size0``: E + A·N^-α
-    from five sizes, A·N^-α from three; None with fewer, or where the fit did not converge. The interval is a new run's
-    (the law's uncertainty and the points' scatter), as wide as few points leave it."""
+    """L(N) = E + A·N^-α through finished points (their sizes and final losses) at ``size0``;
+    None with fewer than five sizes, or where the fit did not converge. The interval is a new
+    run's (the law's uncertainty and the points' scatter). A power law through few sizes
+    cannot bend as losses level off, and from the smaller sizes expects too little of a
+    larger one; through four sizes E + A·N^-α leaves one residual, whose scale can come out
+    small by chance. Either would flag healthy points."""
     sizes, finals = np.asarray(sizes, float), np.asarray(finals, float)
-    distinct = len(np.unique(sizes))
-    if distinct < 3:
+    if len(np.unique(sizes)) < 5:
         return None
-    form = "saturating" if distinct >= 5 else "power"
-    law = fit_law(sizes, finals, form=form, bootstrap=200)
+    law = fit_law(sizes, finals, form="saturating", bootstrap=200)
     if not law.converged:
         return None
     lo, hi = law.predict_interval([size0], level=level, noise=True)
-    return Trend(float(law.predict([size0])[0]), float(lo[0]), float(hi[0]), len(finals), form)
+    return Trend(float(law.predict([size0])[0]), float(lo[0]), float(hi[0]), len(finals), law.form)
 
 
 def off_trend(forecast: Forecast, law: Trend | None) -> str | None:
