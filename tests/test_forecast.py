@@ -204,6 +204,32 @@ def test_a_run_inside_its_sizes_tuning_grid_is_read_off_the_grid_curve():
         assert f.loss == pytest.approx(math.exp(x0 @ coef), rel=1e-9)
 
 
+def test_a_grid_steeper_above_its_best_lr_is_read_near_the_points_lr():
+    """Loss rises faster above the best lr than below it (as tuning grids' do): a parabola
+    through the whole grid of 16× misses a run near the best lr; weighting the grid's runs by
+    their distance from its lr reads the curve where the run is."""
+
+    def final(lr, size):
+        d = math.log(lr) - (math.log(0.02) - 0.3 * math.log(size / 1e3))
+        return math.exp(-0.5 - 0.2 * math.log(size) + 0.08 * d * d * (6 if d > 0 else 1))
+
+    rng = np.random.default_rng(5)
+    grid = [(lr, size) for size in (1e3, 1e4, 1e5) for lr in (0.005, 0.01, 0.02, 0.04, 0.08)]
+    lrs, sizes = zip(*grid)
+    finals = [final(*g) for g in grid]
+    early = [0.3] * len(grid)  # one early loss: only the lr tells the runs apart
+    here = np.log(lrs[5:10])  # the grid of size 1e4, whose best lr is 0.01
+    errors, whole = [], []
+    for lr in np.exp(math.log(0.01) + rng.uniform(-0.35, 0.35, 50)):
+        truth = final(lr, 1e4)
+        forecast = loss_to_loss(early, lrs, sizes, finals, 0.3, lr, 1e4, 500)
+        errors.append(abs(forecast.loss / truth - 1))
+        parabola = np.polyval(np.polyfit(here, np.log(finals[5:10]), 2), math.log(lr))
+        whole.append(abs(math.exp(parabola) / truth - 1))
+    assert np.median(whole) > 0.03
+    assert np.median(errors) < 0.015 and max(errors) < 0.04
+
+
 def test_runs_at_one_lr_count_once_in_a_sizes_grid():
     """Two runs whose lrs differ by a rounding (1e-10) are one lr of the grid: with one more
     lr there are two, too few for a parabola, and the plane gives the forecast."""

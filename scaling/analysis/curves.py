@@ -4,12 +4,13 @@ its study that followed the same schedule.
 Loss-to-loss prediction: across runs that share a schedule, the log of the final loss is close
 to linear in the log of the loss at a given step, the log of the peak lr and the log of the
 size (across the default study's widths, log L_final ≈ 2.2·log L(25%) + c). Where runs of the
-point's own size bracket its lr (a tuning grid), parabolas in log lr through them take the
-place of the linear lr term. A single curve's first quarter does not pin down a curve law such
-as L0 + A·S1^-α − C·S2 (the annealing term C has hardly been seen), so each point borrows the
-shape of its finished siblings instead. The interval is a prediction interval in log loss
-(Student's t) whose scale comes from the runs' leave-one-out errors: on the default study's
-points it held 86% of final losses for 90%, where the residuals' scale held 77%.
+point's own size bracket its lr (a tuning grid), parabolas in log lr through them, weighted
+to the runs nearest its lr, take the place of the linear lr term. A single curve's first
+quarter does not pin down a curve law such as L0 + A·S1^-α − C·S2 (the annealing term C has
+hardly been seen), so each point borrows the shape of its finished siblings instead. The
+interval is a prediction interval in log loss (Student's t) whose scale comes from the runs'
+leave-one-out errors: on the default study's points it held 86% of final losses for 90%,
+where the residuals' scale held 77%.
 
 A forecast is off-trend where its interval and that of the law L(N) through the study's finished
 points (a new run's loss at its size, 95%; five sizes or more) do not meet: ``trend`` and
@@ -93,17 +94,26 @@ def _same_size(early, lrs, sizes, finals, early0, lr0, size0, slope) -> float | 
     lrs bracket its own (a tuning grid): parabolas in log lr through their log final and
     early losses, read at its lr, plus ``slope`` times how far its early loss departs from
     theirs. Final loss is not linear in log lr across a grid that brackets the best rate,
-    so the global fit misreads the runs between; None where no such runs are. The interval
-    keeps the global fit's width, wider where that fit misreads the grid: a few runs of one
-    size cannot give a parabola's own leave-one-out scale."""
+    so the global fit misreads the runs between; None where no such runs are. Each grid run
+    weighs exp(-d²), d its distance from the point's lr in grid steps: the loss rises more
+    steeply above the best lr than below it, and a parabola through a whole grid of 16×
+    sets its floor too high (width 16's forecasts ran 3.0% high on average over nine seeds
+    of the default study; 0.6% with the weights). The interval keeps the global fit's width,
+    wider where that fit misreads the grid: a few runs of one size cannot give a parabola's
+    own leave-one-out scale."""
     logs, sizes = np.log(np.asarray(lrs, float)), np.asarray(sizes, float)
     here = np.isclose(sizes, size0, rtol=1e-9)
     x, x0 = logs[here], math.log(lr0)
-    apart = np.sum(np.diff(np.sort(x)) > 1e-3) + 1 if len(x) else 0  # lrs within 0.1% are one
-    if apart < 3 or not x.min() - 1e-9 <= x0 <= x.max() + 1e-9:
+    gaps = np.diff(np.sort(x))
+    gaps = gaps[gaps > 1e-3]  # lrs within 0.1% are one
+    if len(gaps) < 2 or not x.min() - 1e-9 <= x0 <= x.max() + 1e-9:
         return None
-    final = np.polyval(np.polyfit(x, finals[here], 2), x0)
-    return float(final + slope * (early0 - np.polyval(np.polyfit(x, early[here], 2), x0)))
+    w = np.sqrt(np.exp(-(((x - x0) / np.median(gaps)) ** 2)))  # polyfit's w multiplies residuals
+
+    def curve(y):
+        return np.polyval(np.polyfit(x, y[here], 2, w=w), x0)
+
+    return float(curve(finals) + slope * (early0 - curve(early)))
 
 
 @dataclass(frozen=True)
