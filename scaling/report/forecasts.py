@@ -95,7 +95,7 @@ def forecasts_section(df_all: pd.DataFrame) -> Section | None:
         "forecasts at its first evaluation past trainer.forecast of its steps, from the finished "
         "points of the sweep with the same schedule: least squares of their log final loss on their log loss at "
         "that step, log peak lr and log size; a point inside its size's grid of lrs is read off "
-        "parabolas in log lr through the grid. The law is L(N) through the study points that "
+        "parabolas in log lr through the grid, weighted to the runs nearest its lr. The law is L(N) through the study points that "
         "had finished, at the point's size: a new run's loss with its 95% interval.",
         Frame(pd.DataFrame(rows)),
     ])  # fmt: skip
