@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scaling.analysis.curves import apart
 from scaling.store import collect
 
 
@@ -30,7 +31,7 @@ def score(rows):
     )
     lo, hi = (pd.to_numeric(done.get(c), errors="coerce") for c in ("forecast_law_lo", "forecast_law_hi"))
     done["law"] = lo.notna()  # a law through the finished study points was set beside it
-    done["flagged"] = (done["forecast_lo"] > hi) | (done["forecast_hi"] < lo)  # off-trend
+    done["flagged"] = apart(done["forecast_lo"], done["forecast_hi"], lo, hi) != 0  # off-trend
     done["off_law"] = (done["val_loss"] < lo) | (done["val_loss"] > hi)  # ended off the law
     return done
 

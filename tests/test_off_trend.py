@@ -25,7 +25,7 @@ def test_a_forecast_apart_from_the_law_is_off_trend_and_one_that_meets_it_is_not
     rng = np.random.default_rng(0)
     law = trend(SIZES[:5], _study(rng)[:5], 3e5)
     truth = 0.2 + 30 * 3e5**-0.5
-    assert law.form == "saturating" and law.points == 5
+    assert law.points == 5
     assert law.lo < truth < law.hi and law.hi / law.lo < 1.5  # a new run's loss there, 95%
     near = Forecast(truth * 1.03, truth * 0.95, truth * 1.1, 500, 8)
     assert off_trend(near, law) is None
@@ -40,7 +40,7 @@ def test_fewer_than_five_sizes_give_no_law():
     assert trend(SIZES[:4], finals[:4], 3e5) is None  # one residual cannot judge a point
     seeds = np.r_[SIZES[:4], SIZES[:4]]
     assert trend(seeds, np.r_[finals[:4], finals[:4]], 3e5) is None  # seeds are not sizes
-    assert trend(SIZES[:5], finals[:5], 3e5).form == "saturating"
+    assert trend(SIZES[:5], finals[:5], 3e5).points == 5  # five sizes are enough
 
 
 def test_a_law_that_levels_off_does_not_flag_the_larger_sizes():
@@ -72,7 +72,7 @@ TINY = ["model.width=4,6,8,12,16,24,32", "trainer.device=cpu", "trainer.batch_si
 
 def _far_below(monkeypatch):
     """A law that puts every size's loss far below any forecast: each forecast is off it."""
-    low = Trend(0.01, 0.009, 0.011, 5, "saturating")
+    low = Trend(0.01, 0.009, 0.011, 5)
     monkeypatch.setattr(forecasting, "trend", lambda sizes, finals, size0: low)
 
 

@@ -125,7 +125,6 @@ class Trend:
     lo: float
     hi: float
     points: int  # the finished points it was fitted to
-    form: str
 
 
 def trend(sizes, finals, size0: float, level: float = 0.95) -> Trend | None:
@@ -142,16 +141,21 @@ def trend(sizes, finals, size0: float, level: float = 0.95) -> Trend | None:
     if not law.converged:
         return None
     lo, hi = law.predict_interval([size0], level=level, noise=True)
-    return Trend(float(law.predict([size0])[0]), float(lo[0]), float(hi[0]), len(finals), law.form)
+    return Trend(float(law.predict([size0])[0]), float(lo[0]), float(hi[0]), len(finals))
+
+
+def apart(lo, hi, law_lo, law_hi) -> np.ndarray:
+    """Where intervals [lo, hi] lie above the law's [law_lo, law_hi] (+1), below it (−1) or
+    meet it (0): scalars or columns alike, a NaN bound (no law) meeting everything."""
+    lo, hi, law_lo, law_hi = (np.asarray(v, float) for v in (lo, hi, law_lo, law_hi))
+    return np.where(lo > law_hi, 1, np.where(hi < law_lo, -1, 0))
 
 
 def off_trend(forecast: Forecast, law: Trend | None) -> str | None:
     """``above`` or ``below`` where the forecast's interval and the law's do not meet."""
     if law is None:
         return None
-    if forecast.lo > law.hi:
-        return "above"
-    return "below" if forecast.hi < law.lo else None
+    return {1: "above", -1: "below"}.get(int(apart(forecast.lo, forecast.hi, law.lo, law.hi)))
 
 
-__all__ = ["Forecast", "Trend", "loss_at", "loss_to_loss", "off_trend", "trend"]
+__all__ = ["Forecast", "Trend", "apart", "loss_at", "loss_to_loss", "off_trend", "trend"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.curves import apart
 from .plots import _loglog, _save, plt
 from .sections import Frame, Section, fmt
 
@@ -42,7 +43,7 @@ def _off(done: pd.DataFrame) -> pd.Series:
     if "forecast_law" not in done:
         return pd.Series(False, index=done.index)
     lo, hi = _law(done)
-    return (done["forecast_lo"] > hi) | (done["forecast_hi"] < lo)
+    return pd.Series(apart(done["forecast_lo"], done["forecast_hi"], lo, hi) != 0, index=done.index)
 
 
 def _trend_line(done: pd.DataFrame, stopped: pd.DataFrame) -> str:
