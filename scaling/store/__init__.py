@@ -39,6 +39,7 @@ from .points import (
 )
 from .sweeps import (
     LR_LAW,
+    as_planned,
     collect,
     failure_streak,
     read_grid,
@@ -53,7 +54,7 @@ from .tables import Table, find_study, is_tuning, load_table
 
 __all__ = [
     "COLUMNS", "FAILED", "LR_LAW", "HISTORY_COLUMNS", "PLAN", "SETTINGS", "STATUSES", "WATCHED",
-    "Table", "atomic_write",
+    "Table", "as_planned", "atomic_write",
     "atomic_write_text", "checkpoint_path", "clear_failures", "collect", "failure_streak",
     "find_study", "first_failure", "is_tuning", "last_history", "load_table", "lock", "model_path",
     "needs_training", "new_row", "point_folder", "point_id", "point_identity", "read_grid",

@@ -63,6 +63,13 @@ def record_outcome(out: Path, status: str | None) -> None:
     atomic_write_text(Path(out) / STREAK, "0" if ok else str(failure_streak(out) + 1))
 
 
+def as_planned(row: dict, grid: dict) -> dict:
+    """A finished run's row with what the plan (``grid.json``'s points by id) says it is for:
+    a tuning run whose lr turned out best is the size's point at its tuned lr."""
+    planned = grid.get(split_variant(row["point_id"])[0], {})
+    return {**row, **{k: planned[k] for k in ("role", "lr_source") if planned.get(k)}}
+
+
 def collect(sweep_dir: Path) -> pd.DataFrame:
     """One row per point of the sweep: finished points from result.json, the rest of grid.json
     as pending."""
@@ -75,10 +82,8 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
             base, variant = split_variant(row["point_id"])
             planned = grid.get(base, {})
             name = planned.get("label")
-            # the plan says what a run is for: a tuning run whose lr turned out best is the
-            # size's point at its tuned lr
-            role = {k: planned[k] for k in ("role", "lr_source") if planned.get(k)}
-            rows.append({**row, **role, "label": f"{name} {variant}" if name and variant else name})
+            label = f"{name} {variant}" if name and variant else name
+            rows.append({**as_planned(row, grid), "label": label})
             seen.add(row["point_id"])
     for pid, point in grid.items():
         if pid not in seen:

@@ -84,12 +84,12 @@ class Forecaster:
         if own.get("lr_source") in TUNING or self.member.spec.role not in ("point", "packed"):
             return None  # a tuning run's lr is off the best on purpose; a trunk has no law
         sweep = Path(self.member.point_dir).parent.parent
-        plan = {p["point_id"]: p for p in store.read_grid(sweep)}  # a best tuning run is a point
+        grid = {p["point_id"]: p for p in store.read_grid(sweep)}
         best: dict = {}
         for *_, r in self.refs:
-            source = plan.get(r["point_id"], {}).get("lr_source") or r.get("lr_source")
+            r = store.as_planned(r, grid)  # a tuning run whose lr turned out best is a point
             if (
-                source not in TUNING
+                r.get("lr_source") not in TUNING
                 and r.get("branch_start") is None
                 and r.get("train_size") == own.get("train_size")
             ):
