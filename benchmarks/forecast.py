@@ -32,7 +32,7 @@ def score(rows):
     lo, hi = (pd.to_numeric(done.get(c), errors="coerce") for c in ("forecast_law_lo", "forecast_law_hi"))
     done["law"] = lo.notna()  # a law through the finished study points was set beside it
     done["flagged"] = apart(done["forecast_lo"], done["forecast_hi"], lo, hi) != 0  # off-trend
-    done["off_law"] = (done["val_loss"] < lo) | (done["val_loss"] > hi)  # ended off the law
+    done["off_law"] = apart(done["val_loss"], done["val_loss"], lo, hi) != 0  # ended off the law
     return done
 
 

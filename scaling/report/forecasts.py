@@ -51,7 +51,7 @@ def _trend_line(done: pd.DataFrame, stopped: pd.DataFrame) -> str:
     off, parts = done[_off(done)], []
     if len(off):
         lo, hi = _law(off)
-        outside = (off["val_loss"] < lo) | (off["val_loss"] > hi)
+        outside = apart(off["val_loss"], off["val_loss"], lo, hi) != 0
         parts.append(f"{len(off)} finished point{'s' * (len(off) != 1)}, {outside.sum()} of "
                      "which ended outside the law's interval")  # fmt: skip
     if len(stopped):
