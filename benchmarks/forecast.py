@@ -3,9 +3,11 @@
 loss it reached, and the median error over the six study points and over every run; beside
 it, each seed's held-out check (the law fitted without the largest size, at the largest) and
 how often a study point was flagged off-trend (its forecast apart from the law through the
-study points finished before it).
+study points finished before it). ``--rescore`` recomputes the forecasts of folders already
+trained with the code as it is now (each point from the points finished before it started,
+as the basic launcher runs them), to compare a change of the forecast without training again.
 
-    python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast] [OVERRIDE ...]
+    python benchmarks/forecast.py [--seeds 0 1 2] [--out outputs/bench_forecast] [--rescore] [OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.analysis.curves import apart
+from scaling import store
+from scaling.analysis.curves import apart, loss_at, loss_to_loss
 from scaling.store import collect
+from scaling.training.forecast import MATCH
 
 
 def score(rows):
@@ -41,6 +45,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default="outputs/bench_forecast")
     ap.add_argument("--share", type=float, default=0.25)
+    ap.add_argument("--rescore", action="store_true", help="forecast again from the folders' histories")
     ap.add_argument("overrides", nargs="*", help="the study's overrides, e.g. data.train_size=256000")
     args = ap.parse_args()
     lines, pooled, floors, judged = [], [], [], []
@@ -50,7 +55,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "scaling.cli", "sweep", "mlp_width", f"trainer.seed={seed}",
                             f"trainer.forecast={args.share}", *args.overrides, "--out", str(out)], check=True,
                            stdout=subprocess.DEVNULL)  # fmt: skip
-        done = score(collect(out))
+        done = score(rescore(out) if args.rescore else collect(out))
         study = done[done["lr_source"] == "tuned"].sort_values("params")
         print(f"seed {seed}: the study points (tuned lr)")
         for _, r in study.iterrows():
@@ -78,6 +83,28 @@ def main() -> None:
     if floors:
         print(f"a forecast that knew each size's mean over its seeds would miss by a median of "
               f"{np.median(floors):.1%} (seeds of one size, trainer.pack_seeds)")  # fmt: skip
+
+
+def rescore(out: Path) -> pd.DataFrame:
+    """The sweep's rows with each forecast made again by ``loss_to_loss`` from the histories:
+    at the point's recorded forecast step, from the ok points that finished before it started
+    and trained as it did."""
+    rows = collect(out)
+    done = rows[rows["status"] == "ok"]
+    history = {pid: store.read_history(out / "points" / pid) for pid in done["point_id"]}
+    for i, row in rows[rows["forecast_step"].notna()].iterrows():
+        h = history[row["point_id"]]
+        at = h["step"][h["step"] <= row["forecast_step"]].tolist()[-2:]
+        refs = done[(done["finished_at"] <= row["started_at"]) & (done["role"] != "trunk")
+                    & (done["steps"] == row["steps"]) & (done[list(MATCH)] == row[list(MATCH)]).all(axis=1)]  # fmt: skip
+        early = [loss_at(history[p]["step"], history[p]["val_loss"], at) for p in refs["point_id"]]
+        keep = [e is not None for e in early]
+        refs, early = refs[keep], [e for e in early if e is not None]
+        f = loss_to_loss(early, refs["lr"], refs["params"], refs["val_loss"],
+                         loss_at(h["step"], h["val_loss"], at), row["lr"], row["params"], at[-1])  # fmt: skip
+        values = (f.loss, f.lo, f.hi) if f else (np.nan,) * 3
+        rows.loc[i, ["forecast_loss", "forecast_lo", "forecast_hi"]] = values
+    return rows
 
 
 def seed_noise(study) -> list[float]:
