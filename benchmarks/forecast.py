@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from scaling import store
 from scaling.analysis.curves import apart, loss_at, loss_to_loss
 from scaling.store import collect
-from scaling.training.forecast import MATCH
+from scaling.training.forecast import references
+from scaling.training.loop import Course
 
 
 def score(rows):
@@ -87,21 +89,22 @@ def main() -> None:
 
 def rescore(out: Path) -> pd.DataFrame:
     """The sweep's rows with each forecast made again by ``loss_to_loss`` from the histories:
-    at the point's recorded forecast step, from the ok points that finished before it started
-    and trained as it did."""
+    at the point's recorded forecast step, from its references (``references``, as a running
+    point reads them) that finished before it started."""
     rows = collect(out)
-    done = rows[rows["status"] == "ok"]
-    history = {pid: store.read_history(out / "points" / pid) for pid in done["point_id"]}
     for i, row in rows[rows["forecast_step"].notna()].iterrows():
-        h = history[row["point_id"]]
+        point = out / "points" / row["point_id"]
+        cfg = OmegaConf.load(point / "config.yaml")
+        course = Course(int(row["steps"]), cfg.optim, row["lr"], cfg.trainer.eval_interval, None,
+                        int(row["batch_size"]), int(row["batch_size"]), False, row["point_id"],
+                        cfg.optim.warmup_steps)  # fmt: skip
+        refs = [r for r in references(point, course, row.to_dict()) if r[-1]["finished_at"] <= row["started_at"]]
+        h = store.read_history(point)
         at = h["step"][h["step"] <= row["forecast_step"]].tolist()[-2:]
-        refs = done[(done["finished_at"] <= row["started_at"]) & (done["role"] != "trunk")
-                    & (done["steps"] == row["steps"]) & (done[list(MATCH)] == row[list(MATCH)]).all(axis=1)]  # fmt: skip
-        early = [loss_at(history[p]["step"], history[p]["val_loss"], at) for p in refs["point_id"]]
-        keep = [e is not None for e in early]
-        refs, early = refs[keep], [e for e in early if e is not None]
-        f = loss_to_loss(early, refs["lr"], refs["params"], refs["val_loss"],
-                         loss_at(h["step"], h["val_loss"], at), row["lr"], row["params"], at[-1])  # fmt: skip
+        refs = [(loss_at(steps, losses, at), *rest) for steps, losses, *rest, _ in refs]
+        refs = [r for r in refs if r[0] is not None]  # evaluated at the same steps
+        f = loss_to_loss(*zip(*refs), loss_at(h["step"], h["val_loss"], at), row["lr"], row["params"],
+                         at[-1]) if refs else None  # fmt: skip
         values = (f.loss, f.lo, f.hi) if f else (np.nan,) * 3
         rows.loc[i, ["forecast_loss", "forecast_lo", "forecast_hi"]] = values
     return rows
