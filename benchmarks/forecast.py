@@ -104,7 +104,7 @@ def rescore(out: Path) -> pd.DataFrame:
         refs = [(loss_at(steps, losses, at), *rest) for steps, losses, *rest, _ in refs]
         refs = [r for r in refs if r[0] is not None]  # evaluated at the same steps
         f = loss_to_loss(*zip(*refs), loss_at(h["step"], h["val_loss"], at), row["lr"], row["params"],
-                         at[-1]) if refs else None  # fmt: skip
+                         at[-1], course.steps) if refs else None  # fmt: skip
         values = (f.loss, f.lo, f.hi) if f else (np.nan,) * 3
         rows.loc[i, ["forecast_loss", "forecast_lo", "forecast_hi"]] = values
     return rows

@@ -35,7 +35,7 @@ def _curves(rng, n, noise=0.0):
 def test_the_final_loss_of_a_known_curve_is_forecast_from_its_first_quarter():
     losses, lrs, sizes, finals = _curves(np.random.default_rng(0), 9)
     early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
-    f = loss_to_loss(early[:8], lrs[:8], sizes[:8], finals[:8], early[8], lrs[8], sizes[8], 500)
+    f = loss_to_loss(early[:8], lrs[:8], sizes[:8], finals[:8], early[8], lrs[8], sizes[8], 500, 2000)
     assert f.loss == pytest.approx(finals[8], rel=1e-9)  # the relation is exact: so is the forecast
     assert f.lo <= f.loss <= f.hi and f.refs == 8 and f.step == 500
     # the first quarter's loss alone is far off: the loss falls on after it
@@ -49,7 +49,7 @@ def test_the_forecast_interval_holds_the_final_loss_as_often_as_it_says():
         losses, lrs, sizes, finals = _curves(rng, 12, noise=0.03)
         early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
         f = loss_to_loss(early[:11], lrs[:11], sizes[:11], finals[:11], early[11], lrs[11],
-                         sizes[11], 500)  # fmt: skip
+                         sizes[11], 500, 2000)  # fmt: skip
         inside.append(f.lo <= finals[11] <= f.hi)
     # a 90% interval; the leave-one-out scale makes it a little wide when the relation is exact
     assert 0.87 <= np.mean(inside) <= 0.98
@@ -60,11 +60,11 @@ def test_too_few_finished_runs_give_no_forecast():
     early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
     one = [1e4] * 6  # one size: its column drops out
     # (1, early, log lr): three coefficients need five runs for two degrees of freedom
-    assert loss_to_loss(early[:4], lrs[:4], one[:4], finals[:4], early[5], lrs[5], 1e4, 500) is None
-    assert loss_to_loss(early[:5], lrs[:5], one[:5], finals[:5], early[5], lrs[5], 1e4, 500)
+    assert loss_to_loss(early[:4], lrs[:4], one[:4], finals[:4], early[5], lrs[5], 1e4, 500, 2000) is None
+    assert loss_to_loss(early[:5], lrs[:5], one[:5], finals[:5], early[5], lrs[5], 1e4, 500, 2000)
     # (1, early, log lr, log N): four need six
     assert (
-        loss_to_loss(early[:5], lrs[:5], sizes[:5], finals[:5], early[5], lrs[5], sizes[5], 500)
+        loss_to_loss(early[:5], lrs[:5], sizes[:5], finals[:5], early[5], lrs[5], sizes[5], 500, 2000)
         is None
     )
     assert loss_at(STEPS, losses[0], [150, 200]) is None  # no evaluation at step 150
@@ -75,8 +75,8 @@ def test_a_run_unlike_its_references_in_what_they_share_gets_no_forecast():
     losses, lrs, sizes, finals = _curves(np.random.default_rng(3), 8)
     early = [loss_at(STEPS, curve, [400, 500]) for curve in losses]
     one = [0.01] * 8  # every reference at one lr, the run at another: no basis
-    assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.01, sizes[7], 500)
-    assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.02, sizes[7], 500) is None
+    assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.01, sizes[7], 500, 2000)
+    assert loss_to_loss(early[:7], one[:7], sizes[:7], finals[:7], early[7], 0.02, sizes[7], 500, 2000) is None
     # a reference evaluated at other steps is read at the run's own steps, or not at all
     assert early[0] == pytest.approx(np.mean(np.log(losses[0][3:5])))
     assert loss_at(np.arange(150, 2001, 150), losses[0][:13], [400, 500]) is None
@@ -150,7 +150,7 @@ def test_packed_seeds_share_one_forecast_from_their_mean_early_loss(in_tmp):
             for r, h in ((r, pd.read_csv(in_tmp / "study" / "points" / r["point_id"] / "history.csv"))
                          for _, r in finished.iterrows())]  # fmt: skip
     expected = loss_to_loss(*zip(*refs), float(np.mean(early)), pack["lr"].iloc[0],
-                            pack["params"].iloc[0], step)  # fmt: skip
+                            pack["params"].iloc[0], step, 80)  # fmt: skip
     assert pack["forecast_loss"].iloc[0] == pytest.approx(expected.loss, rel=1e-9)
 
 
@@ -163,14 +163,15 @@ def test_a_bad_forecast_share_is_one_line_and_exit_2(in_tmp, capsys):
 def _grid(rng, luck=0.1):
     """A tuning grid: five lrs at each of three sizes, whose final log loss is curved in log
     lr about each size's best rate (as tuning runs' are) and otherwise linear in the early
-    log loss and log N; the early loss carries each run's own luck ``u``."""
+    log loss and log N; the early loss (at a quarter of the run) carries each run's own luck
+    ``u``, of which a quarter lasts to the end."""
 
     def run(lr, size, u):
         x = math.log(lr)
         best = math.log(0.02) - 0.3 * math.log(size / 1e3)
-        early = 0.4 - 0.1 * math.log(size) - 0.2 * x + u
-        final = -0.5 - 0.2 * math.log(size) + 0.08 * (x - best) ** 2 + 2 * (early - 0.4)
-        return early, math.exp(final)
+        early = 0.4 - 0.1 * math.log(size) - 0.2 * x
+        final = -0.5 - 0.2 * math.log(size) + 0.08 * (x - best) ** 2 + 2 * (early - 0.4) + u / 4
+        return early + u, math.exp(final)
 
     grid = [(lr, size) for size in (1e3, 1e4, 1e5) for lr in (0.005, 0.01, 0.02, 0.04, 0.08)]
     runs = [(lr, size, *run(lr, size, luck * rng.standard_normal())) for lr, size in grid]
@@ -185,7 +186,7 @@ def test_a_run_inside_its_sizes_tuning_grid_is_read_off_the_grid_curve():
         lrs, sizes, early, finals = (list(c) for c in zip(*runs))
         lr = math.exp(rng.uniform(math.log(0.006), math.log(0.07)))  # between the grid's lrs
         e0, truth = run(lr, 1e4, 0.1 * rng.standard_normal())
-        f = loss_to_loss(early, lrs, sizes, finals, e0, lr, 1e4, 500)
+        f = loss_to_loss(early, lrs, sizes, finals, e0, lr, 1e4, 500, 2000)
         # log final loss is a parabola in log lr here; a plane through the grid misreads it
         X = np.column_stack([np.ones(15), early, np.log(lrs), np.log(sizes)])
         coef = np.linalg.lstsq(X, np.log(finals), rcond=None)[0]
@@ -200,7 +201,7 @@ def test_a_run_inside_its_sizes_tuning_grid_is_read_off_the_grid_curve():
     for lr, size in ((0.2, 1e4), (0.0283, 3e4)):
         e0 = run(lr, size, 0.0)[0]
         x0 = np.array([1, e0, math.log(lr), math.log(size)])
-        f = loss_to_loss(early, lrs, sizes, finals, e0, lr, size, 500)
+        f = loss_to_loss(early, lrs, sizes, finals, e0, lr, size, 500, 2000)
         assert f.loss == pytest.approx(math.exp(x0 @ coef), rel=1e-9)
 
 
@@ -222,7 +223,7 @@ def test_a_grid_steeper_above_its_best_lr_is_read_near_the_points_lr():
     errors, whole = [], []
     for lr in np.exp(math.log(0.01) + rng.uniform(-0.35, 0.35, 50)):
         truth = final(lr, 1e4)
-        forecast = loss_to_loss(early, lrs, sizes, finals, 0.3, lr, 1e4, 500)
+        forecast = loss_to_loss(early, lrs, sizes, finals, 0.3, lr, 1e4, 500, 2000)
         errors.append(abs(forecast.loss / truth - 1))
         parabola = np.polyval(np.polyfit(here, np.log(finals[5:10]), 2), math.log(lr))
         whole.append(abs(math.exp(parabola) / truth - 1))
@@ -237,7 +238,7 @@ def test_runs_at_one_lr_count_once_in_a_sizes_grid():
     lrs = [math.exp(edge), math.exp(edge + 1e-10), 0.02, 0.03, 0.01, 0.02]
     sizes = [1e4, 1e4, 1e4, 1e3, 1e5, 1e5]
     early, finals = [0.1, 0.12, 0.05, 0.2, 0.0, -0.05], [0.5, 0.52, 0.4, 0.7, 0.35, 0.3]
-    f = loss_to_loss(early, lrs, sizes, finals, 0.07, 0.015, 1e4, 500)
+    f = loss_to_loss(early, lrs, sizes, finals, 0.07, 0.015, 1e4, 500, 2000)
     assert f is not None
     X = np.column_stack([np.ones(6), early, np.log(lrs), np.log(sizes)])
     coef = np.linalg.lstsq(X, np.log(finals), rcond=None)[0]

@@ -5,7 +5,8 @@ Loss-to-loss prediction: across runs that share a schedule, the log of the final
 to linear in the log of the loss at a given step, the log of the peak lr and the log of the
 size (across the default study's widths, log L_final ≈ 2.2·log L(25%) + c). Where runs of the
 point's own size bracket its lr (a tuning grid), parabolas in log lr through them, weighted
-to the runs nearest its lr, take the place of the linear lr term. A single curve's first
+to the runs nearest its lr, take the place of the linear lr term, and the point's own early
+loss counts there in proportion to the part of its run done. A single curve's first
 quarter does not pin down a curve law such as L0 + A·S1^-α − C·S2 (the annealing term C has
 hardly been seen), so each point borrows the shape of its finished siblings instead. The
 interval is a prediction interval in log loss (Student's t) whose scale comes from the runs'
@@ -53,12 +54,12 @@ def loss_at(steps, losses, at) -> float | None:
 
 
 def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: float, step: int,
-                 level: float = 0.9) -> Forecast | None:  # fmt: skip
-    """The final loss of a run whose log loss at ``step`` is ``early0``, with peak lr ``lr0``
-    and ``size0`` parameters, from finished runs of the same schedule (their log losses at
-    that step, peak lrs, sizes and final losses): least squares of log final on (1, early,
-    log lr, log N), where the lr or the size drops out when all runs share it. None with
-    fewer than two runs more than the coefficients."""
+                 steps: int, level: float = 0.9) -> Forecast | None:  # fmt: skip
+    """The final loss of a run of ``steps`` whose log loss at ``step`` is ``early0``, with peak
+    lr ``lr0`` and ``size0`` parameters, from finished runs of the same schedule (their log
+    losses at that step, peak lrs, sizes and final losses): least squares of log final on
+    (1, early, log lr, log N), where the lr or the size drops out when all runs share it. None
+    with fewer than two runs more than the coefficients."""
     if len(finals) < 4:
         return None
     early, finals = np.asarray(early, float), np.log(np.asarray(finals, float))
@@ -84,18 +85,25 @@ def loss_to_loss(early, lrs, sizes, finals, early0: float, lr0: float, size0: fl
     leverage = float(x0 @ inverse @ x0)
     half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(s2 * (1 + leverage))
     mid = float(x0 @ coef)
-    same = _same_size(early, lrs, sizes, finals, early0, lr0, size0, coef[1])
+    same = _same_size(early, lrs, sizes, finals, early0, lr0, size0, step / steps)
     mid = mid if same is None else same
     return Forecast(math.exp(mid), math.exp(mid - half), math.exp(mid + half), step, len(finals))
 
 
-def _same_size(early, lrs, sizes, finals, early0, lr0, size0, slope) -> float | None:
+def _same_size(early, lrs, sizes, finals, early0, lr0, size0, share) -> float | None:
     """The log final loss of a run among three or more finished runs of its own size whose
     lrs bracket its own (a tuning grid): parabolas in log lr through their log final and
-    early losses, read at its lr, plus ``slope`` times how far its early loss departs from
-    theirs. Final loss is not linear in log lr across a grid that brackets the best rate,
-    so the global fit misreads the runs between; None where no such runs are. Each grid run
-    weighs exp(-d²), d its distance from the point's lr in grid steps: the loss rises more
+    early losses, read at its lr, plus ``share`` (the part of its run done) times how far its
+    early loss departs from theirs. That departure is the run's own luck, and only part of it
+    lasts: over 15 seeds of the default study a width's final log loss moved by 0.2 to 0.8
+    per unit of its log loss at a quarter of the run (widths 16 to 128, whose lr moved
+    little from seed to seed), where across widths it moves by 1.5 to 2.2, the global fit's
+    slope. With the share instead, the study points inside a grid were forecast as well as
+    before with the grid at the three smallest widths (median 2.6% over 15 seeds, 2.5%
+    before) and better with the grid at widths 16, 64 and 256 (2.1%, 3.4% before). Final loss
+    is not linear in log lr across a grid that brackets the best rate, so the global fit
+    misreads the runs between; None where no such runs are. Each grid run weighs exp(-d²),
+    d its distance from the point's lr in grid steps: the loss rises more
     steeply above the best lr than below it, and a parabola through a whole grid of 16×
     sets its floor too high (width 16's forecasts ran 3.0% high on average over nine seeds
     of the default study; 0.6% with the weights). The interval keeps the global fit's width,
@@ -113,7 +121,7 @@ def _same_size(early, lrs, sizes, finals, early0, lr0, size0, slope) -> float | 
     def curve(y):
         return np.polyval(np.polyfit(x, y[here], 2, w=w), x0)
 
-    return float(curve(finals) + slope * (early0 - curve(early)))
+    return float(curve(finals) + share * (early0 - curve(early)))
 
 
 @dataclass(frozen=True)

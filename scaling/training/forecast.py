@@ -65,7 +65,8 @@ class Forecaster:
         early, lrs, sizes, finals, _ = zip(*refs)
         size = self.member.row.get("params")
         lr = self.member.spec.lr  # its own peak (a pack's members may differ)
-        forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, steps[-1])
+        forecast = loss_to_loss(early, lrs, sizes, finals, own, lr, size, steps[-1],
+                                self.course.steps)  # fmt: skip
         if forecast is None:
             return None
         first = not self.recorded
