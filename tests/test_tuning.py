@@ -108,7 +108,7 @@ def test_published_lr_rules(point, rule, expected):
 
 def test_a_tuned_sweep_runs_its_grid_first_then_every_size_at_its_fitted_lr(in_tmp):
     argv = ["sweep", *TINY, "model.width=4,8,16,32", "tune.lrs=[0.003,0.01,0.03,0.1]",
-            "tune.sizes=2", "tune.check=true"]  # fmt: skip
+            "tune.sizes=2", "tune.spread=false", "tune.check=true"]  # fmt: skip
     assert main(argv) == 0
     out = in_tmp / "outputs" / "mlp_width"
     df = pd.read_csv(out / "results.csv")
